@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+// llm-proxy: a distributed LLM gateway. No package dependencies: the toolchain and Debian C libraries only.
+import PackageDescription
+
+let package = Package(
+    name: "llm-proxy",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "llm-proxy", targets: ["LLMProxy"]),
+        .executable(name: "mock-provider", targets: ["MockProvider"]),
+        .executable(name: "http-parser-fuzzer", targets: ["HTTPParserFuzzer"]),
+    ],
+    targets: [
+        // C modules: headers only, one folder each.
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+
+        // The product.
+        .target(
+            name: "Node",
+            dependencies: ["CLinux", "Storage", "RedisClient"],
+            path: "Sources/Node",
+            exclude: ["Main"]
+        ),
+        .executableTarget(name: "LLMProxy", dependencies: ["Node"], path: "Sources/Node/Main"),
+        .target(name: "RedisClient", path: "Sources/RedisClient"),
+        .target(name: "Storage", path: "Sources/Storage"),
+
+        // Test support, tools and fuzzers.
+        .target(name: "TestSupport", dependencies: ["Node"], path: "Tests/TestSupport"),
+        .executableTarget(name: "MockProvider", dependencies: ["Node"], path: "Tests/MockProvider"),
+        .executableTarget(name: "HTTPParserFuzzer", dependencies: ["Node"], path: "Tests/Fuzz/HTTPParserFuzzer"),
+
+        // Tests mirror the module they prove.
+        .testTarget(name: "NodeTests", dependencies: ["Node", "TestSupport"], path: "Tests/NodeTests"),
+        .testTarget(
+            name: "NodeIntegrationTests",
+            dependencies: ["Node", "TestSupport"],
+            path: "IntegrationTests/NodeIntegrationTests"
+        ),
+    ]
+)

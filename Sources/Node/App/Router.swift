@@ -1,0 +1,65 @@
+/// Routes requests by method and path. Built once at start-up; lookups do not allocate.
+public struct Router: HTTPHandler {
+    public typealias Handler = @Sendable (HTTPRequest, HTTPResponseWriter) async -> Void
+
+    struct Route {
+        var method: HTTPMethod?
+        var path: String
+        var isPrefix: Bool
+        var handler: Handler
+    }
+
+    private var exact: [String: [Route]] = [:]
+    private var prefixes: [Route] = []
+
+    public init() {}
+
+    /// `method` nil matches any method; `HEAD` is served by `GET` routes.
+    public mutating func add(_ method: HTTPMethod?, _ path: String, _ handler: @escaping Handler) {
+        exact[path, default: []].append(Route(method: method, path: path, isPrefix: false, handler: handler))
+    }
+
+    /// Everything under `prefix` (which should end in `/`).
+    public mutating func addPrefix(_ method: HTTPMethod?, _ prefix: String, _ handler: @escaping Handler) {
+        prefixes.append(Route(method: method, path: prefix, isPrefix: true, handler: handler))
+        prefixes.sort { $0.path.count > $1.path.count }
+    }
+
+    public func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) async {
+        let path = request.path
+        var candidates: [Route] = exact[String(path)] ?? []
+        if candidates.isEmpty {
+            if let p = prefixes.first(where: { path.hasPrefix($0.path) }) {
+                candidates = prefixes.filter { $0.path == p.path }
+            }
+        }
+        guard !candidates.isEmpty else {
+            response.respond(status: 404, headers: ["content-type": "application/json"],
+                             body: APIErrorBody.openAI(message: "no route for \(request.method) \(path)", type: "invalid_request_error", code: "not_found"))
+            return
+        }
+        let method = request.method == .HEAD ? HTTPMethod.GET : request.method
+        if let route = candidates.first(where: { $0.method == nil || $0.method == method }) {
+            await route.handler(request, response)
+            return
+        }
+        let allowed = Set(candidates.compactMap { $0.method?.rawValue }).sorted().joined(separator: ", ")
+        response.respond(status: 405, headers: ["content-type": "application/json", "allow": allowed],
+                         body: APIErrorBody.openAI(message: "method \(request.method) not allowed on \(path); allowed: \(allowed)", type: "invalid_request_error", code: "method_not_allowed"))
+    }
+}
+
+/// Error bodies in each API's own shape.
+public enum APIErrorBody {
+    /// `{"error":{"message","type","param","code"}}`
+    public static func openAI(message: String, type: String, code: String?, param: String? = nil) -> [UInt8] {
+        let c = code.map { "\"\(jsonEscape($0))\"" } ?? "null"
+        let p = param.map { "\"\(jsonEscape($0))\"" } ?? "null"
+        return Array("{\"error\":{\"message\":\"\(jsonEscape(message))\",\"type\":\"\(jsonEscape(type))\",\"param\":\(p),\"code\":\(c)}}".utf8)
+    }
+
+    /// `{"type":"error","error":{"type","message"}}`
+    public static func anthropic(message: String, type: String) -> [UInt8] {
+        Array("{\"type\":\"error\",\"error\":{\"type\":\"\(jsonEscape(type))\",\"message\":\"\(jsonEscape(message))\"}}".utf8)
+    }
+}

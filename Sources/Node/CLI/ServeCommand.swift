@@ -1,0 +1,97 @@
+import Glibc
+import Synchronization
+
+/// `llm-proxy serve`: runs a node.
+enum ServeCommand {
+    static let spec = CommandSpec(
+        name: "serve",
+        summary: "Run a proxy node.",
+        discussion: "Listens for OpenAI-, Azure- and Anthropic-style API calls under /v1/, plus /healthz and /readyz.\nSIGTERM or SIGINT drains: stop accepting, finish in-flight requests up to --shutdown-grace, exit.",
+        options: [
+            OptionSpec("listen", value: "host:port", env: "LLM_PROXY_LISTEN", default: "0.0.0.0:8132", help: "Address to listen on."),
+            OptionSpec("event-loops", value: "n", env: "LLM_PROXY_EVENT_LOOPS", default: String(EventLoopGroup.defaultLoopCount),
+                       help: "Event-loop threads (one per core by default)."),
+            OptionSpec("max-connections", value: "n", env: "LLM_PROXY_MAX_CONNECTIONS", default: "16384", help: "Open client connections at most."),
+            OptionSpec("max-body-bytes", value: "n", env: "LLM_PROXY_MAX_BODY_BYTES", default: "33554432", help: "Largest request body accepted (413 above)."),
+            OptionSpec("max-header-bytes", value: "n", env: "LLM_PROXY_MAX_HEADER_BYTES", default: "65536", help: "Largest request head accepted (431 above)."),
+            OptionSpec("max-header-count", value: "n", env: "LLM_PROXY_MAX_HEADER_COUNT", default: "128", help: "Most header fields accepted (431 above)."),
+            OptionSpec("header-timeout", value: "duration", env: "LLM_PROXY_HEADER_TIMEOUT", default: "10s", help: "Time allowed to send a request head (408 after)."),
+            OptionSpec("body-timeout", value: "duration", env: "LLM_PROXY_BODY_TIMEOUT", default: "30s", help: "Longest pause allowed while sending a request body (408 after)."),
+            OptionSpec("idle-timeout", value: "duration", env: "LLM_PROXY_IDLE_TIMEOUT", default: "75s", help: "How long an idle keep-alive connection is kept."),
+            OptionSpec("shutdown-grace", value: "duration", env: "LLM_PROXY_SHUTDOWN_GRACE", default: "30s", help: "How long in-flight requests may run after SIGTERM."),
+            OptionSpec("log-level", value: "level", env: "LLM_PROXY_LOG_LEVEL", default: "info", help: "debug, info, warning or error."),
+        ],
+        run: { try await run($0) }
+    )
+
+    static func configuration(_ p: ParsedCommand) throws -> HTTPServerConfiguration {
+        let listenText = try p.required("listen")
+        guard let listen = HostPort(parsing: listenText) else {
+            throw UsageError("--listen expects HOST:PORT (e.g. 0.0.0.0:8132 or [::1]:8132), got \"\(listenText)\"", commandPath: p.path)
+        }
+        var config = HTTPServerConfiguration(listen: listen)
+        config.maxConnections = try p.int("max-connections", min: 1)!
+        config.limits.maxBodyBytes = try p.int("max-body-bytes", min: 0)!
+        config.limits.maxHeaderBytes = try p.int("max-header-bytes", min: 1024)!
+        config.limits.maxHeaderCount = try p.int("max-header-count", min: 8)!
+        config.headerTimeoutNanos = try p.duration("header-timeout")!
+        config.bodyTimeoutNanos = try p.duration("body-timeout")!
+        config.idleTimeoutNanos = try p.duration("idle-timeout")!
+        return config
+    }
+
+    static func run(_ p: ParsedCommand) async throws -> Int32 {
+        let config = try configuration(p)
+        let loops = try p.int("event-loops", min: 1)!
+        let grace = try p.duration("shutdown-grace")!
+        guard let level = LogLevel(name: p.string("log-level") ?? "info") else {
+            throw UsageError("--log-level expects debug, info, warning or error", commandPath: p.path)
+        }
+        let log = Logger(level: level)
+
+        let group = try EventLoopGroup(loopCount: loops)
+        let serverBox = Mutex<HTTPServer?>(nil)
+        var router = Router()
+        HealthRoutes.install(into: &router) { serverBox.withLock { $0 } }
+        let server = HTTPServer(group: group, configuration: config, handler: router)
+        serverBox.withLock { $0 = server }
+        do {
+            try server.start()
+        } catch {
+            group.shutdown()
+            log.error("cannot listen", [("address", .string(config.listen.description)), ("error", .string("\(error)"))])
+            return 1
+        }
+        log.info("listening", [("address", .string(config.listen.description)), ("port", .int(Int(server.port))),
+                               ("event_loops", .int(loops)), ("version", .string(LLMProxyVersion.current))])
+
+        let signo = await waitForTermination(on: group.loops[0])
+        log.info("draining", [("signal", .string(Signals.name(signo))), ("open_connections", .int(server.openConnections)),
+                              ("grace_ms", .int(Int(grace / 1_000_000)))])
+        await server.shutdown(graceNanos: grace)
+        group.shutdown()
+        log.info("stopped")
+        return 0
+    }
+
+    /// Suspends until SIGTERM, SIGINT or SIGHUP arrives.
+    static func waitForTermination(on loop: EventLoop) async -> Int32 {
+        await withCheckedContinuation { (c: CheckedContinuation<Int32, Never>) in
+            loop.execute {
+                var resumed = false
+                var watcher: SignalWatcher?
+                do {
+                    watcher = try SignalWatcher(loop: loop) { signo in
+                        guard !resumed else { return }
+                        resumed = true
+                        watcher?.close()
+                        watcher = nil
+                        c.resume(returning: signo)
+                    }
+                } catch {
+                    fatalError("cannot watch signals: \(error)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+import CLinux
+import Glibc
+
+/// One accepted client connection on one loop: reads and parses requests, hands each to the handler in
+/// turn (pipelined requests wait their turn, so answers go out in order), writes responses with
+/// backpressure, and enforces header/body/idle timeouts.
+///
+/// Lives on its loop's thread only; see `HTTPResponseWriter` for the one way in from handler tasks.
+final class HTTPConnection: EventHandler {
+    enum State {
+        case idle          // waiting for (more of) a request
+        case handling      // a request is with the handler
+        case closing       // flushing the last bytes, then closing
+        case lingering     // write side shut; discarding input briefly so the client reads our answer
+        case closed
+    }
+
+    let fd: Int32
+    let loop: EventLoop
+    unowned let server: HTTPServerLoop
+    private(set) var state: State = .idle
+    private var parser: HTTPRequestParser
+    private var input: [UInt8] = []
+    private var inputIndex = 0
+    private var output: [UInt8] = []
+    private var outputIndex = 0
+    private var interest: Interest = .read
+    private(set) var deadline: UInt64 = 0
+    private var writer: HTTPResponseWriter?
+    private var drainWaiter: CheckedContinuation<Void, any Error>?
+    private var draining = false
+    var onClose: [() -> Void] = []
+
+    static let highWater = 64 * 1024
+    static let lowWater = 16 * 1024
+
+    init(fd: Int32, loop: EventLoop, server: HTTPServerLoop) {
+        self.fd = fd
+        self.loop = loop
+        self.server = server
+        self.parser = HTTPRequestParser(limits: server.config.limits)
+        armIdleDeadline()
+    }
+
+    var pendingOutput: Int { output.count - outputIndex }
+    var isIdle: Bool { state == .idle && !parser.isMidRequest && inputIndex == input.count }
+
+    // MARK: Events
+
+    func handleEvents(_ events: UInt32) {
+        if events & EpollEvents.writable != 0 {
+            flush()
+            if state == .closed { return }
+        }
+        if events & (EpollEvents.readable | EpollEvents.hangup | EpollEvents.error) != 0 {
+            readAvailable()
+        }
+    }
+
+    private func readAvailable() {
+        let buffer = loop.readBuffer
+        let result: IOResult<Int>
+        do {
+            result = try Sys.read(fd, buffer)
+        } catch {
+            close()
+            return
+        }
+        guard case .processed(let n) = result else { return }
+        if n == 0 {
+            // The client closed (or half-closed) its side. Whatever is in flight has no one to go to.
+            close()
+            return
+        }
+        switch state {
+        case .lingering:
+            return
+        case .closing, .closed:
+            return
+        case .idle, .handling:
+            input.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        if state == .idle {
+            processInput()
+        } else if input.count - inputIndex > server.config.limits.maxHeaderBytes {
+            // Pipelined bytes pile up behind a slow response: stop reading, but still hear a hang-up.
+            setInterest(Interest(rawValue: EPOLLRDHUP.rawValue) .union(output.count > outputIndex ? .write : []))
+        }
+    }
+
+    // MARK: Parsing
+
+    private func processInput() {
+        while state == .idle {
+            let result: (consumed: Int, output: HTTPRequestParser.Output)
+            do {
+                result = try input.withUnsafeBufferPointer { all throws(HTTPParseError) in
+                    try parser.parse(UnsafeBufferPointer(rebasing: all[inputIndex...]))
+                }
+            } catch {
+                refuse(error)
+                return
+            }
+            inputIndex += result.consumed
+            switch result.output {
+            case .needMore:
+                compactInput()
+                if parser.isReadingBody {
+                    deadline = monotonicNanos() &+ server.config.bodyTimeoutNanos
+                } else if parser.isMidRequest {
+                    if deadline == 0 || !headDeadlineArmed {
+                        deadline = monotonicNanos() &+ server.config.headerTimeoutNanos
+                        headDeadlineArmed = true
+                    }
+                } else {
+                    armIdleDeadline()
+                }
+                return
+            case .continueExpected:
+                enqueue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+            case .request(let parsed):
+                compactInput()
+                dispatch(parsed.request)
+            }
+        }
+    }
+
+    private var headDeadlineArmed = false
+
+    private func armIdleDeadline() {
+        headDeadlineArmed = false
+        deadline = monotonicNanos() &+ server.config.idleTimeoutNanos
+    }
+
+    private func compactInput() {
+        if inputIndex == input.count {
+            input.removeAll(keepingCapacity: input.capacity <= 64 * 1024)
+            inputIndex = 0
+        } else if inputIndex > 32 * 1024 {
+            input.removeFirst(inputIndex)
+            inputIndex = 0
+        }
+    }
+
+    private func dispatch(_ request: HTTPRequest) {
+        state = .handling
+        deadline = 0
+        headDeadlineArmed = false
+        let w = HTTPResponseWriter(connection: self, request: request, keepAlive: request.keepAlive && !draining && !server.isDraining)
+        writer = w
+        server.requestsStarted &+= 1
+        let handler = server.handler
+        Task(executorPreference: loop) {
+            await handler.handle(request, w)
+            w.handlerReturned()
+        }
+    }
+
+    /// Answers a request the parser refused, then closes.
+    private func refuse(_ error: HTTPParseError) {
+        let body = Array("{\"error\":{\"message\":\"\(jsonEscape(error.message))\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}".utf8)
+        var head = "HTTP/1.1 \(error.status) \(HTTPStatus.reason(error.status))\r\ncontent-type: application/json\r\n"
+        head += "content-length: \(body.count)\r\nconnection: close\r\n\r\n"
+        state = .closing
+        deadline = monotonicNanos() &+ 2_000_000_000
+        enqueue(Array(head.utf8) + body)
+        finishClosing()
+    }
+
+    // MARK: Responses (called by HTTPResponseWriter)
+
+    /// Queues bytes and writes as much as the socket takes now.
+    func enqueue(_ bytes: [UInt8]) {
+        guard state != .closed && state != .lingering else { return }
+        if outputIndex == output.count {
+            // Nothing queued: try the socket directly and keep only the rest.
+            var written = 0
+            while written < bytes.count {
+                let r: IOResult<Int>
+                do {
+                    r = try bytes.withUnsafeBytes { p throws(SystemError) in
+                        try Sys.write(fd, UnsafeRawBufferPointer(rebasing: p[written...]))
+                    }
+                } catch {
+                    close()
+                    return
+                }
+                guard case .processed(let n) = r else { break }
+                written += n
+            }
+            if written == bytes.count { return }
+            output.removeAll(keepingCapacity: true)
+            outputIndex = 0
+            output.append(contentsOf: bytes[written...])
+        } else {
+            output.append(contentsOf: bytes)
+        }
+        setInterest(interest.union(.write))
+    }
+
+    private func flush() {
+        while outputIndex < output.count {
+            let r: IOResult<Int>
+            do {
+                r = try output.withUnsafeBytes { p throws(SystemError) in
+                    try Sys.write(fd, UnsafeRawBufferPointer(rebasing: p[outputIndex...]))
+                }
+            } catch {
+                close()
+                return
+            }
+            guard case .processed(let n) = r else { return }
+            outputIndex += n
+        }
+        output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
+        outputIndex = 0
+        setInterest(interest.subtracting(.write))
+        if let waiter = drainWaiter {
+            drainWaiter = nil
+            waiter.resume()
+        }
+        if state == .closing { finishClosing() }
+    }
+
+    /// Suspends the writer while more than `highWater` bytes wait for the socket.
+    func waitForWritable() async throws(HTTPWriteError) {
+        if state == .closed { throw .connectionClosed }
+        if pendingOutput <= Self.highWater { return }
+        do {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                drainWaiter = c
+            }
+        } catch {
+            throw .connectionClosed
+        }
+    }
+
+    /// The handler finished its response.
+    func responseComplete(keepAlive: Bool) {
+        writer = nil
+        server.requestsFinished &+= 1
+        guard state == .handling else { return }
+        if keepAlive && !draining && !server.isDraining {
+            state = .idle
+            armIdleDeadline()
+            if !interest.contains(.read) { setInterest(interest.union(.read)) }
+            if inputIndex < input.count { processInput() }
+        } else {
+            state = .closing
+            deadline = monotonicNanos() &+ server.config.idleTimeoutNanos
+            finishClosing()
+        }
+    }
+
+    /// Closes once the output is flushed; if request bytes may still be arriving, lingers so the client
+    /// gets to read the answer instead of a reset.
+    private func finishClosing() {
+        guard state == .closing, outputIndex == output.count else { return }
+        if parser.isMidRequest || inputIndex < input.count {
+            state = .lingering
+            _ = shutdown(fd, Int32(SHUT_WR))
+            deadline = monotonicNanos() &+ 2_000_000_000
+            setInterest(.read)
+        } else {
+            close()
+        }
+    }
+
+    // MARK: Timeouts, draining, closing
+
+    func checkTimeout(now: UInt64) {
+        guard deadline != 0, now >= deadline else { return }
+        switch state {
+        case .idle where parser.isMidRequest:
+            let message = parser.isReadingBody ? "timed out reading the request body" : "timed out reading the request head"
+            state = .closing
+            let body = Array("{\"error\":{\"message\":\"\(message)\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"request_timeout\"}}".utf8)
+            let head = "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: \(body.count)\r\nconnection: close\r\n\r\n"
+            deadline = now &+ 1_000_000_000
+            enqueue(Array(head.utf8) + body)
+            finishClosing()
+        case .handling:
+            break
+        default:
+            close()
+        }
+    }
+
+    /// Server shutdown: close if idle, otherwise close after the current response.
+    func drain() {
+        draining = true
+        if isIdle { close() }
+    }
+
+    func close() {
+        guard state != .closed else { return }
+        state = .closed
+        loop.unregister(fd)
+        Sys.close(fd)
+        input = []
+        output = []
+        outputIndex = 0
+        if let waiter = drainWaiter {
+            drainWaiter = nil
+            waiter.resume(throwing: HTTPWriteError.connectionClosed)
+        }
+        let callbacks = onClose
+        onClose = []
+        for cb in callbacks { cb() }
+        server.connectionClosed(self)
+    }
+
+    private func setInterest(_ new: Interest) {
+        guard new != interest, state != .closed else { return }
+        interest = new
+        do { try loop.modify(fd, interest: new) } catch { close() }
+    }
+}
+
+func jsonEscape(_ s: String) -> String {
+    var out = ""
+    out.reserveCapacity(s.utf8.count)
+    for ch in s.unicodeScalars {
+        switch ch {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if ch.value < 0x20 {
+                let hex = String(ch.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(ch)
+            }
+        }
+    }
+    return out
+}

@@ -1,0 +1,446 @@
+/// An incremental, strict HTTP/1.1 request parser.
+///
+/// Feed it the unconsumed bytes of a connection; it says how many it consumed and whether a request is
+/// complete. It refuses what request smuggling relies on: Content-Length with Transfer-Encoding, repeated
+/// or malformed Content-Length, transfer codings other than a lone `chunked`, bad chunk sizes, obs-fold,
+/// bare CR or LF line endings, whitespace before a colon, control bytes in values, and missing `Host`
+/// on HTTP/1.1.
+public struct HTTPRequestParser {
+    public enum Output: Equatable {
+        case needMore
+        /// The head asked for `Expect: 100-continue` and the body has not arrived yet.
+        case continueExpected
+        case request(HTTPRequestHeadAndBody)
+    }
+
+    enum State {
+        case head
+        case fixedBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+    }
+
+    public let limits: HTTPParserLimits
+    private var state: State = .head
+    private var scanned = 0
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var trailerBytes = 0
+
+    public init(limits: HTTPParserLimits = HTTPParserLimits()) {
+        self.limits = limits
+    }
+
+    /// True between the first byte of a request and its end.
+    public var isMidRequest: Bool {
+        if case .head = state { return scanned > 0 }
+        return true
+    }
+
+    public var isReadingBody: Bool {
+        if case .head = state { return false }
+        return true
+    }
+
+    /// Parses as much of `bytes` as possible. `bytes` must start where the previous call's consumption ended.
+    public mutating func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> (consumed: Int, output: Output) {
+        var pos = 0
+        while true {
+            switch state {
+            case .head:
+                guard let (headLength, parsed) = try parseHead(bytes) else { return (0, .needMore) }
+                pos = headLength
+                scanned = 0
+                head = parsed
+                body = []
+                switch parsed.framing {
+                case .none:
+                    return (pos, .request(finish()))
+                case .length(let n):
+                    if n > limits.maxBodyBytes {
+                        throw HTTPParseError(.bodyTooLarge, "request body of \(n) bytes exceeds the limit of \(limits.maxBodyBytes)")
+                    }
+                    body.reserveCapacity(n)
+                    state = .fixedBody(remaining: n)
+                case .chunked:
+                    state = .chunkSize
+                }
+                if parsed.expectContinue {
+                    // Send 100 Continue only if the body is not already here.
+                    let available = bytes.count - pos
+                    if case .fixedBody(let n) = state, available < n { return (pos, .continueExpected) }
+                    if case .chunkSize = state, available == 0 { return (pos, .continueExpected) }
+                }
+
+            case .fixedBody(let remaining):
+                let take = min(remaining, bytes.count - pos)
+                body.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[pos..<(pos + take)]))
+                pos += take
+                if take == remaining { return (pos, .request(finish())) }
+                state = .fixedBody(remaining: remaining - take)
+                return (pos, .needMore)
+
+            case .chunkSize:
+                guard let lineEnd = try findLineEnd(bytes, from: pos, limit: limits.maxChunkLineBytes, what: "chunk size line") else {
+                    return (pos, .needMore)
+                }
+                let size = try parseChunkSize(UnsafeBufferPointer(rebasing: bytes[pos..<lineEnd]))
+                pos = lineEnd + 2
+                if size == 0 {
+                    state = .trailers
+                    trailerBytes = 0
+                } else {
+                    if size > limits.maxBodyBytes - body.count {
+                        throw HTTPParseError(.bodyTooLarge, "chunked request body exceeds the limit of \(limits.maxBodyBytes) bytes")
+                    }
+                    state = .chunkData(remaining: size)
+                }
+
+            case .chunkData(let remaining):
+                let take = min(remaining, bytes.count - pos)
+                body.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[pos..<(pos + take)]))
+                pos += take
+                if take < remaining {
+                    state = .chunkData(remaining: remaining - take)
+                    return (pos, .needMore)
+                }
+                state = .chunkDataEnd
+
+            case .chunkDataEnd:
+                if bytes.count - pos < 2 { return (pos, .needMore) }
+                guard bytes[pos] == cr, bytes[pos + 1] == lf else {
+                    throw HTTPParseError(.badRequest, "chunk data not followed by CRLF")
+                }
+                pos += 2
+                state = .chunkSize
+
+            case .trailers:
+                let remainingBudget = limits.maxHeaderBytes - trailerBytes
+                guard let lineEnd = try findLineEnd(bytes, from: pos, limit: remainingBudget, what: "trailer section") else {
+                    return (pos, .needMore)
+                }
+                let line = UnsafeBufferPointer(rebasing: bytes[pos..<lineEnd])
+                trailerBytes += line.count + 2
+                pos = lineEnd + 2
+                if line.isEmpty { return (pos, .request(finish())) }
+                // Trailers are validated like header fields and then dropped: nothing here acts on them.
+                _ = try parseField(line)
+            }
+        }
+    }
+
+    private mutating func finish() -> HTTPRequestHeadAndBody {
+        let h = head!
+        head = nil
+        state = .head
+        let b = body
+        body = []
+        return HTTPRequestHeadAndBody(head: h, body: b)
+    }
+
+    // MARK: Head
+
+    /// Finds the end of the head (CRLF CRLF); nil if more bytes are needed.
+    private mutating func parseHead(_ bytes: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> (Int, HTTPRequestHead)? {
+        // Skip empty lines before the request line (RFC 9112 §2.2), e.g. a stray CRLF after a body.
+        var start = 0
+        while start + 1 < bytes.count, bytes[start] == cr, bytes[start + 1] == lf { start += 2 }
+        if start > limits.maxHeaderBytes { throw HTTPParseError(.badRequest, "too many empty lines before the request line") }
+        var i = max(scanned, start)
+        var end = -1
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == lf {
+                guard i > start, bytes[i - 1] == cr else {
+                    throw HTTPParseError(.badRequest, "bare LF in the request head; lines must end with CRLF")
+                }
+                if i - start >= 3, bytes[i - 2] == lf, bytes[i - 3] == cr {
+                    end = i + 1
+                    break
+                }
+            }
+            i += 1
+        }
+        if end < 0 {
+            scanned = bytes.count
+            if bytes.count - start > limits.maxHeaderBytes {
+                throw HTTPParseError(.headersTooLarge, "request head exceeds \(limits.maxHeaderBytes) bytes")
+            }
+            return nil
+        }
+        if end - start > limits.maxHeaderBytes {
+            throw HTTPParseError(.headersTooLarge, "request head exceeds \(limits.maxHeaderBytes) bytes")
+        }
+        let head = try parseHeadLines(UnsafeBufferPointer(rebasing: bytes[start..<(end - 2)]))
+        return (end, head)
+    }
+
+    /// Parses request line and fields. `block` holds every line with its CRLF, minus the final empty line.
+    private func parseHeadLines(_ block: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> HTTPRequestHead {
+        var lineStart = 0
+        var lines: [Range<Int>] = []
+        var i = 0
+        while i < block.count {
+            if block[i] == lf {
+                lines.append(lineStart..<(i - 1))
+                lineStart = i + 1
+            }
+            i += 1
+        }
+        guard let requestLine = lines.first else { throw HTTPParseError(.badRequest, "empty request") }
+        var head = try parseRequestLine(UnsafeBufferPointer(rebasing: block[requestLine]))
+        if lines.count - 1 > limits.maxHeaderCount {
+            throw HTTPParseError(.headersTooLarge, "more than \(limits.maxHeaderCount) header fields")
+        }
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(lines.count - 1)
+        var contentLength: Int?
+        var transferCodings: [Substring] = []
+        var sawTE = false
+        var hostCount = 0
+        var connectionClose = false, connectionKeepAlive = false
+        var expect: String?
+        for r in lines.dropFirst() {
+            let line = UnsafeBufferPointer(rebasing: block[r])
+            if let first = line.first, first == sp || first == ht {
+                throw HTTPParseError(.badRequest, "obsolete line folding in header fields is not allowed")
+            }
+            let (name, value) = try parseField(line)
+            switch name {
+            case "content-length":
+                if contentLength != nil { throw HTTPParseError(.badRequest, "more than one Content-Length") }
+                guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                      let n = Int(value) else {
+                    throw HTTPParseError(.badRequest, "invalid Content-Length \"\(value.prefix(40))\"")
+                }
+                contentLength = n
+            case "transfer-encoding":
+                sawTE = true
+                for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+                    let t = part.trimmingOWS()
+                    if t.isEmpty { throw HTTPParseError(.badRequest, "empty transfer coding") }
+                    transferCodings.append(t)
+                }
+            case "host":
+                hostCount += 1
+            case "connection":
+                for part in value.split(separator: ",") {
+                    let t = part.trimmingOWS()
+                    if t.asciiCaseInsensitiveEquals("close") { connectionClose = true }
+                    if t.asciiCaseInsensitiveEquals("keep-alive") { connectionKeepAlive = true }
+                }
+            case "expect":
+                expect = value
+            default:
+                break
+            }
+            fields.append((name, value))
+        }
+        if head.version == .http11 && hostCount != 1 {
+            throw HTTPParseError(.badRequest, hostCount == 0 ? "missing Host header" : "more than one Host header")
+        }
+        if hostCount > 1 { throw HTTPParseError(.badRequest, "more than one Host header") }
+        if sawTE {
+            if contentLength != nil {
+                throw HTTPParseError(.badRequest, "both Content-Length and Transfer-Encoding; refusing ambiguous framing")
+            }
+            if head.version == .http10 {
+                throw HTTPParseError(.badRequest, "Transfer-Encoding is not allowed in HTTP/1.0")
+            }
+            guard let last = transferCodings.last, last.asciiCaseInsensitiveEquals("chunked") else {
+                throw HTTPParseError(.badRequest, "Transfer-Encoding must end with chunked")
+            }
+            if transferCodings.count != 1 {
+                throw HTTPParseError(.notImplemented, "transfer codings other than chunked are not supported")
+            }
+            head.framing = .chunked
+        } else if let n = contentLength {
+            head.framing = n > 0 ? .length(n) : .none
+        }
+        if let e = expect {
+            guard e.asciiCaseInsensitiveEquals("100-continue") else {
+                throw HTTPParseError(.expectationFailed, "unsupported expectation \"\(e.prefix(40))\"")
+            }
+            head.expectContinue = head.version == .http11 && head.framing != .none
+        }
+        head.keepAlive = head.version == .http11 ? !connectionClose : (connectionKeepAlive && !connectionClose)
+        head.headers = HTTPHeaders(fields)
+        return head
+    }
+
+    private func parseRequestLine(_ line: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> HTTPRequestHead {
+        guard let sp1 = line.firstIndex(of: sp), sp1 > 0 else {
+            throw HTTPParseError(.badRequest, "malformed request line")
+        }
+        let methodBytes = UnsafeBufferPointer(rebasing: line[0..<sp1])
+        guard methodBytes.allSatisfy(isTokenChar) else { throw HTTPParseError(.badRequest, "invalid method") }
+        let rest = UnsafeBufferPointer(rebasing: line[(sp1 + 1)...])
+        guard let sp2rel = rest.firstIndex(of: sp), sp2rel > 0 else {
+            throw HTTPParseError(.badRequest, "malformed request line")
+        }
+        let targetBytes = UnsafeBufferPointer(rebasing: rest[0..<sp2rel])
+        guard targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw HTTPParseError(.badRequest, "invalid character in request target")
+        }
+        let versionBytes = UnsafeBufferPointer(rebasing: rest[(sp2rel + 1)...])
+        let version: HTTPVersion
+        if versionBytes.elementsEqual("HTTP/1.1".utf8) {
+            version = .http11
+        } else if versionBytes.elementsEqual("HTTP/1.0".utf8) {
+            version = .http10
+        } else if versionBytes.count == 8, versionBytes.starts(with: "HTTP/".utf8),
+                  isDigit(versionBytes[5]), versionBytes[6] == 0x2E, isDigit(versionBytes[7]) {
+            throw HTTPParseError(.versionNotSupported, "HTTP version \(String(decoding: versionBytes, as: UTF8.self)) is not supported")
+        } else {
+            throw HTTPParseError(.badRequest, "malformed HTTP version")
+        }
+        var target = String(decoding: targetBytes, as: UTF8.self)
+        let method = HTTPMethod(String(decoding: methodBytes, as: UTF8.self))
+        if target.first != "/" {
+            if target == "*" && method == .OPTIONS {
+                // asterisk-form
+            } else if let authority = Self.afterScheme(target) {
+                // absolute-form: keep only the path and query.
+                let afterAuthority = authority.firstIndex(where: { $0 == "/" || $0 == "?" })
+                target = afterAuthority.map { String(authority[$0...]) } ?? "/"
+                if target.first == "?" { target = "/" + target }
+            } else {
+                throw HTTPParseError(.badRequest, "request target must be a path")
+            }
+        }
+        return HTTPRequestHead(method: method, target: target, version: version)
+    }
+
+    /// For an absolute-form target (`http://host/path`), what follows `scheme://`.
+    private static func afterScheme(_ target: String) -> Substring? {
+        for scheme in ["http://", "https://"] where target.count > scheme.count {
+            if target.prefix(scheme.count).asciiCaseInsensitiveEquals(scheme) { return target.dropFirst(scheme.count) }
+        }
+        return nil
+    }
+
+    /// One `name: value` field; the name is returned lower-cased, the value without surrounding whitespace.
+    private func parseField(_ line: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> (String, String) {
+        guard let colon = line.firstIndex(of: 0x3A), colon > 0 else {
+            throw HTTPParseError(.badRequest, "header field without a name or colon")
+        }
+        var name = [UInt8]()
+        name.reserveCapacity(colon)
+        for b in UnsafeBufferPointer(rebasing: line[0..<colon]) {
+            guard isTokenChar(b) else { throw HTTPParseError(.badRequest, "invalid character in header field name") }
+            name.append(b >= 0x41 && b <= 0x5A ? b | 0x20 : b)
+        }
+        var vs = colon + 1, ve = line.count
+        while vs < ve, line[vs] == sp || line[vs] == ht { vs += 1 }
+        while ve > vs, line[ve - 1] == sp || line[ve - 1] == ht { ve -= 1 }
+        let value = UnsafeBufferPointer(rebasing: line[vs..<ve])
+        for b in value where (b < 0x20 && b != ht) || b == 0x7F {
+            throw HTTPParseError(.badRequest, "invalid character in header field value")
+        }
+        return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+    }
+
+    // MARK: Chunks
+
+    private func findLineEnd(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, limit: Int, what: String) throws(HTTPParseError) -> Int? {
+        var i = from
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == cr {
+                if i + 1 >= bytes.count { return nil }
+                guard bytes[i + 1] == lf else { throw HTTPParseError(.badRequest, "bare CR in \(what)") }
+                return i
+            }
+            if b == lf { throw HTTPParseError(.badRequest, "bare LF in \(what)") }
+            i += 1
+            if i - from > limit {
+                throw HTTPParseError(what == "trailer section" ? .headersTooLarge : .badRequest, "\(what) too long")
+            }
+        }
+        return nil
+    }
+
+    private func parseChunkSize(_ line: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> Int {
+        var size = 0
+        var digits = 0
+        var i = 0
+        while i < line.count, let v = hexValue(line[i]) {
+            digits += 1
+            if digits > 15 { throw HTTPParseError(.badRequest, "chunk size too large") }
+            size = size << 4 | v
+            i += 1
+        }
+        if digits == 0 { throw HTTPParseError(.badRequest, "invalid chunk size") }
+        // Optional chunk extensions: BWS ";" name [= value] ...; validated loosely but strictly bounded.
+        while i < line.count, line[i] == sp || line[i] == ht { i += 1 }
+        if i < line.count {
+            guard line[i] == 0x3B else { throw HTTPParseError(.badRequest, "invalid chunk size") }
+            for b in UnsafeBufferPointer(rebasing: line[i...]) where (b < 0x20 && b != ht) || b == 0x7F {
+                throw HTTPParseError(.badRequest, "invalid character in chunk extension")
+            }
+        }
+        return size
+    }
+}
+
+/// A parsed head before its body.
+public struct HTTPRequestHead: Sendable, Equatable {
+    public enum Framing: Sendable, Equatable {
+        case none
+        case length(Int)
+        case chunked
+    }
+
+    public var method: HTTPMethod
+    public var target: String
+    public var version: HTTPVersion
+    public var headers = HTTPHeaders()
+    public var framing: Framing = .none
+    public var keepAlive = true
+    public var expectContinue = false
+
+    public static func == (a: HTTPRequestHead, b: HTTPRequestHead) -> Bool {
+        a.method == b.method && a.target == b.target && a.version == b.version && a.framing == b.framing
+            && a.keepAlive == b.keepAlive && a.headers.fields.elementsEqual(b.headers.fields, by: { $0 == $1 })
+    }
+}
+
+public struct HTTPRequestHeadAndBody: Sendable, Equatable {
+    public var head: HTTPRequestHead
+    public var body: [UInt8]
+
+    public var request: HTTPRequest {
+        HTTPRequest(method: head.method, target: head.target, version: head.version, headers: head.headers,
+                    body: body, keepAlive: head.keepAlive)
+    }
+}
+
+private let cr: UInt8 = 0x0D
+private let lf: UInt8 = 0x0A
+private let sp: UInt8 = 0x20
+private let ht: UInt8 = 0x09
+
+@inline(__always)
+private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
+
+@inline(__always)
+private func hexValue(_ b: UInt8) -> Int? {
+    switch b {
+    case 0x30...0x39: Int(b - 0x30)
+    case 0x41...0x46: Int(b - 0x41 + 10)
+    case 0x61...0x66: Int(b - 0x61 + 10)
+    default: nil
+    }
+}
+
+/// RFC 9110 tchar.
+@inline(__always)
+func isTokenChar(_ b: UInt8) -> Bool {
+    switch b {
+    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
+    case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: true
+    default: false
+    }
+}

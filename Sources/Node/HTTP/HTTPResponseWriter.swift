@@ -1,0 +1,172 @@
+/// Writes one response on behalf of a handler: either all at once (`respond`) or streamed
+/// (`writeHead`, `write`…, `end`). A streamed response without a `content-length` goes out chunked
+/// (close-delimited for HTTP/1.0 clients). `write` suspends while the client is slow to read.
+///
+/// `@unchecked Sendable`: handler tasks run on the connection's loop (their executor preference), and
+/// every method checks it is on that loop before touching the connection.
+public final class HTTPResponseWriter: @unchecked Sendable {
+    enum State {
+        case initial
+        case streaming(chunked: Bool)
+        case done
+    }
+
+    private let connection: HTTPConnection
+    private let isHead: Bool
+    private let version: HTTPVersion
+    private var keepAlive: Bool
+    private var state: State = .initial
+    public private(set) var status: Int = 0
+    public private(set) var bytesWritten = 0
+
+    init(connection: HTTPConnection, request: HTTPRequest, keepAlive: Bool) {
+        self.connection = connection
+        self.isHead = request.method == .HEAD
+        self.version = request.version
+        self.keepAlive = keepAlive
+    }
+
+    /// The loop this response lives on.
+    public var loop: EventLoop { connection.loop }
+
+    /// True once the client has gone away.
+    public var isClosed: Bool { connection.state == .closed }
+
+    public var isStarted: Bool {
+        if case .initial = state { return false }
+        return true
+    }
+
+    /// Calls `callback` on the loop if the client disconnects before the response is done.
+    public func onClientDisconnect(_ callback: @escaping () -> Void) {
+        connection.loop.assertInLoop()
+        if isClosed { callback(); return }
+        connection.onClose.append(callback)
+    }
+
+    /// Sends a complete response.
+    public func respond(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        connection.loop.assertInLoop()
+        guard case .initial = state else { return }
+        self.status = status
+        var bytes = headBytes(status: status, headers: headers, framing: Self.bodyAllowed(status) ? .length(body.count) : .none)
+        if !isHead && Self.bodyAllowed(status) { bytes.append(contentsOf: body) }
+        bytesWritten = body.count
+        state = .done
+        connection.enqueue(bytes)
+        connection.responseComplete(keepAlive: keepAlive)
+    }
+
+    /// Starts a streamed response. A `content-length` in `headers` is honoured; otherwise the body is chunked.
+    public func writeHead(status: Int, headers: HTTPHeaders = HTTPHeaders()) {
+        connection.loop.assertInLoop()
+        guard case .initial = state else { return }
+        self.status = status
+        let framing: Framing
+        if !Self.bodyAllowed(status) {
+            framing = .none
+        } else if let cl = headers["content-length"], let n = Int(cl) {
+            framing = .length(n)
+        } else if version == .http11 {
+            framing = .chunked
+        } else {
+            keepAlive = false
+            framing = .closeDelimited
+        }
+        if case .chunked = framing { state = .streaming(chunked: true) } else { state = .streaming(chunked: false) }
+        connection.enqueue(headBytes(status: status, headers: headers, framing: framing))
+    }
+
+    /// Writes a piece of a streamed body; suspends while the client is behind.
+    public func write(_ bytes: [UInt8]) async throws(HTTPWriteError) {
+        connection.loop.assertInLoop()
+        guard case .streaming(let chunked) = state else { throw .invalidState("write without writeHead, or after end") }
+        if isClosed { throw .connectionClosed }
+        if bytes.isEmpty || isHead { return }
+        bytesWritten += bytes.count
+        if chunked {
+            var framed = Array(String(bytes.count, radix: 16).utf8)
+            framed.append(contentsOf: [0x0D, 0x0A])
+            framed.reserveCapacity(framed.count + bytes.count + 2)
+            framed.append(contentsOf: bytes)
+            framed.append(contentsOf: [0x0D, 0x0A])
+            connection.enqueue(framed)
+        } else {
+            connection.enqueue(bytes)
+        }
+        try await connection.waitForWritable()
+    }
+
+    /// Ends a streamed response.
+    public func end() {
+        connection.loop.assertInLoop()
+        guard case .streaming(let chunked) = state else { return }
+        state = .done
+        if chunked && !isHead { connection.enqueue(Array("0\r\n\r\n".utf8)) }
+        connection.responseComplete(keepAlive: keepAlive)
+    }
+
+    /// Ends the stream abruptly (e.g. the upstream failed mid-body): the client sees a truncated response.
+    public func abort() {
+        connection.loop.assertInLoop()
+        state = .done
+        keepAlive = false
+        connection.responseComplete(keepAlive: false)
+        connection.close()
+    }
+
+    func handlerReturned() {
+        switch state {
+        case .initial:
+            respond(status: 500, headers: ["content-type": "application/json"],
+                    body: Array("{\"error\":{\"message\":\"internal error: no response\",\"type\":\"server_error\",\"param\":null,\"code\":null}}".utf8))
+        case .streaming:
+            end()
+        case .done:
+            break
+        }
+    }
+
+    // MARK: Head serialisation
+
+    enum Framing {
+        case none
+        case length(Int)
+        case chunked
+        case closeDelimited
+    }
+
+    static func bodyAllowed(_ status: Int) -> Bool {
+        !(status < 200 || status == 204 || status == 304)
+    }
+
+    private func headBytes(status: Int, headers: HTTPHeaders, framing: Framing) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n".utf8)
+        for (name, value) in headers {
+            if name.asciiCaseInsensitiveEquals("content-length") || name.asciiCaseInsensitiveEquals("transfer-encoding")
+                || name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("keep-alive") {
+                continue
+            }
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: [0x3A, 0x20])
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: [0x0D, 0x0A])
+        }
+        switch framing {
+        case .none, .closeDelimited: break
+        case .length(let n): out.append(contentsOf: "content-length: \(n)\r\n".utf8)
+        case .chunked: out.append(contentsOf: "transfer-encoding: chunked\r\n".utf8)
+        }
+        if !keepAlive {
+            out.append(contentsOf: "connection: close\r\n".utf8)
+        } else if version == .http10 {
+            out.append(contentsOf: "connection: keep-alive\r\n".utf8)
+        }
+        out.append(contentsOf: "date: ".utf8)
+        out.append(contentsOf: connection.server.dateCache.current())
+        out.append(contentsOf: "\r\n\r\n".utf8)
+        return out
+    }
+}

@@ -1,0 +1,1 @@
+// The Redis client lands with issue 4.
