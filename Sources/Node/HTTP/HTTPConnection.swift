@@ -28,7 +28,7 @@ final class HTTPConnection: EventHandler {
     private(set) var deadline: UInt64 = 0
     private var writer: HTTPResponseWriter?
     private var drainWaiter: CheckedContinuation<Void, any Error>?
-    private var draining = false
+    private(set) var draining = false
     var onClose: [() -> Void] = []
 
     static let highWater = 64 * 1024
@@ -289,7 +289,7 @@ final class HTTPConnection: EventHandler {
     /// Server shutdown: close if idle, otherwise close after the current response.
     func drain() {
         draining = true
-        if isIdle { close() }
+        if isIdle || state == .lingering { close() }
     }
 
     func close() {

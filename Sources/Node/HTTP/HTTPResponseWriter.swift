@@ -141,6 +141,7 @@ public final class HTTPResponseWriter: @unchecked Sendable {
     }
 
     private func headBytes(status: Int, headers: HTTPHeaders, framing: Framing) -> [UInt8] {
+        if connection.draining || connection.server.isDraining { keepAlive = false }
         var out: [UInt8] = []
         out.reserveCapacity(256)
         out.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n".utf8)

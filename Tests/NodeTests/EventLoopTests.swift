@@ -1,0 +1,83 @@
+import Synchronization
+import Testing
+@testable import Node
+
+@Suite struct EventLoopTests {
+    @Test func timerHeapFiresInDeadlineOrderAndSkipsCancelled() {
+        var heap = TimerHeap()
+        var fired: [Int] = []
+        nonisolated(unsafe) var sink: [Int] = []
+        _ = heap.schedule(at: 30) { sink.append(3) }
+        let cancelled = heap.schedule(at: 10) { sink.append(1) }
+        _ = heap.schedule(at: 20) { sink.append(2) }
+        _ = heap.schedule(at: 5) { sink.append(0) }
+        heap.cancel(cancelled)
+        #expect(heap.nextDeadline() == 5)
+        for a in heap.popExpired(now: 25) { a() }
+        fired = sink
+        #expect(fired == [0, 2])
+        #expect(heap.nextDeadline() == 30)
+        #expect(heap.count == 1)
+    }
+
+    @Test func executeRunsWorkOnTheLoopThread() async throws {
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let onLoop = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            loop.execute { c.resume(returning: loop.inEventLoop) }
+        }
+        #expect(onLoop)
+        #expect(!loop.inEventLoop)
+    }
+
+    @Test func timersFireAfterTheirDelay() async throws {
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let start = monotonicNanos()
+        let elapsed = await withCheckedContinuation { (c: CheckedContinuation<UInt64, Never>) in
+            loop.execute {
+                loop.schedule(afterNanos: 30_000_000) { c.resume(returning: monotonicNanos() - start) }
+            }
+        }
+        #expect(elapsed >= 30_000_000)
+    }
+
+    @Test func tasksWithLoopPreferenceStayOnTheLoop() async throws {
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let results = await Task(executorPreference: loop) { () -> [Bool] in
+            var seen: [Bool] = [loop.inEventLoop]
+            for _ in 0..<5 {
+                await Task.yield()
+                try? await Task.sleep(for: .milliseconds(1))
+                seen.append(loop.inEventLoop)
+            }
+            return seen
+        }.value
+        #expect(results.allSatisfy { $0 })
+    }
+
+    @Test func workFromManyThreadsAllRuns() async throws {
+        let group = try EventLoopGroup(loopCount: 2)
+        defer { group.shutdown() }
+        let counter = LockedBox(0)
+        await withTaskGroup(of: Void.self) { tg in
+            for i in 0..<8 {
+                tg.addTask { [group, counter] in
+                    for _ in 0..<1000 {
+                        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                            group.loops[i % 2].execute {
+                                counter.withLock { $0 += 1 }
+                                c.resume()
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(counter.withLock { $0 } == 8000)
+    }
+}
