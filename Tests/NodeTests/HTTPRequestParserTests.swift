@@ -218,3 +218,37 @@ private func expectRefused(_ text: String, _ status: Int, limits: HTTPParserLimi
         #expect(r[0].body.count == 10)
     }
 }
+
+@Suite struct HTTPRequestParserSplitTests {
+    /// Found by the fuzzer: a bare LF past the head limit gave 400 when parsed whole and 431 in pieces.
+    @Test func verdictDoesNotDependOnHowBytesArrive() {
+        var limits = HTTPParserLimits()
+        limits.maxHeaderBytes = 64
+        let text = "GET / HTTP/1.1\r\nHost: a\r\nX: \(String(repeating: "a", count: 80))\nY: b\r\n\r\n"
+        for step in [1, 4, 17, 1000] {
+            do {
+                _ = try parseAllForSplit(text, step: step, limits: limits)
+                Issue.record("accepted")
+            } catch {
+                #expect(error.status == 431, "step \(step): \(error.message)")
+            }
+        }
+    }
+
+    private func parseAllForSplit(_ text: String, step: Int, limits: HTTPParserLimits) throws(HTTPParseError) -> Int {
+        var parser = HTTPRequestParser(limits: limits)
+        let all = Array(text.utf8)
+        var buffer: [UInt8] = []
+        var count = 0
+        var fed = 0
+        while fed < all.count {
+            let n = min(step, all.count - fed)
+            buffer.append(contentsOf: all[fed..<(fed + n)])
+            fed += n
+            let (consumed, output) = try buffer.withUnsafeBufferPointer { p throws(HTTPParseError) in try parser.parse(p) }
+            buffer.removeFirst(consumed)
+            if case .request = output { count += 1 }
+        }
+        return count
+    }
+}

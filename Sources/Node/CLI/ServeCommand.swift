@@ -65,7 +65,7 @@ enum ServeCommand {
         log.info("listening", [("address", .string(config.listen.description)), ("port", .int(Int(server.port))),
                                ("event_loops", .int(loops)), ("version", .string(LLMProxyVersion.current))])
 
-        let signo = await waitForTermination(on: group.loops[0])
+        let signo = await ServeSupport.waitForTermination(on: group.loops[0])
         log.info("draining", [("signal", .string(Signals.name(signo))), ("open_connections", .int(server.openConnections)),
                               ("grace_ms", .int(Int(grace / 1_000_000)))])
         await server.shutdown(graceNanos: grace)
@@ -73,9 +73,12 @@ enum ServeCommand {
         log.info("stopped")
         return 0
     }
+}
 
+/// Helpers shared by everything that serves until told to stop.
+public enum ServeSupport {
     /// Suspends until SIGTERM, SIGINT or SIGHUP arrives.
-    static func waitForTermination(on loop: EventLoop) async -> Int32 {
+    public static func waitForTermination(on loop: EventLoop) async -> Int32 {
         await withCheckedContinuation { (c: CheckedContinuation<Int32, Never>) in
             loop.execute {
                 var resumed = false

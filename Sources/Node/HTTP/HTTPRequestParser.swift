@@ -148,9 +148,11 @@ public struct HTTPRequestParser {
         var start = 0
         while start + 1 < bytes.count, bytes[start] == cr, bytes[start + 1] == lf { start += 2 }
         if start > limits.maxHeaderBytes { throw HTTPParseError(.badRequest, "too many empty lines before the request line") }
+        // Scan no further than the limit, so the verdict does not depend on how the bytes were split.
+        let scanLimit = min(bytes.count, start + limits.maxHeaderBytes)
         var i = max(scanned, start)
         var end = -1
-        while i < bytes.count {
+        while i < scanLimit {
             let b = bytes[i]
             if b == lf {
                 guard i > start, bytes[i - 1] == cr else {
@@ -164,14 +166,11 @@ public struct HTTPRequestParser {
             i += 1
         }
         if end < 0 {
-            scanned = bytes.count
-            if bytes.count - start > limits.maxHeaderBytes {
+            if scanLimit - start >= limits.maxHeaderBytes {
                 throw HTTPParseError(.headersTooLarge, "request head exceeds \(limits.maxHeaderBytes) bytes")
             }
+            scanned = scanLimit
             return nil
-        }
-        if end - start > limits.maxHeaderBytes {
-            throw HTTPParseError(.headersTooLarge, "request head exceeds \(limits.maxHeaderBytes) bytes")
         }
         let head = try parseHeadLines(UnsafeBufferPointer(rebasing: bytes[start..<(end - 2)]))
         return (end, head)

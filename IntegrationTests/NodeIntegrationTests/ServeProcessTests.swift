@@ -1,0 +1,78 @@
+import Glibc
+import Testing
+import TestSupport
+
+/// The real `llm-proxy` binary, as a user runs it.
+@Suite struct ServeProcessTests {
+    let binary = BuiltProducts.path("llm-proxy")
+
+    @Test func serveAnswersHealthAndDrainsOnSIGTERM() throws {
+        let node = try ChildProcess(binary, ["serve", "--listen", "127.0.0.1:0", "--shutdown-grace", "2s"])
+        let port = try node.waitForListeningPort()
+        let c = try RawHTTPClient(port: port)
+        try c.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        let r = try c.readResponse()
+        #expect(r.status == 200)
+        #expect(r.bodyText == #"{"status":"ok"}"#)
+        try c.send("GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
+        #expect(try c.readResponse().status == 200)
+        let status = node.stop()
+        #expect(status == 0)
+        #expect(node.outputText.contains("\"msg\":\"draining\""))
+        #expect(node.outputText.contains("\"msg\":\"stopped\""))
+    }
+
+    @Test func listenAddressComesFromTheEnvironment() throws {
+        let node = try ChildProcess(binary, ["serve"], environment: ["LLM_PROXY_LISTEN": "127.0.0.1:0"])
+        let port = try node.waitForListeningPort()
+        #expect(node.outputText.contains("\"address\":\"127.0.0.1:0\""))
+        #expect(port > 0)
+        #expect(node.stop() == 0)
+    }
+
+    @Test func busyPortIsAClearErrorWithExitCode1() throws {
+        let first = try ChildProcess(binary, ["serve", "--listen", "127.0.0.1:0"])
+        let port = try first.waitForListeningPort()
+        // SO_REUSEPORT would let a second node of the same user share the port; a different address family
+        // path is not needed: binding a port held by a plain socket fails.
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(holder, 1)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &len) } }
+        let heldPort = UInt16(bigEndian: addr.sin_port)
+        let (status, output) = try runCommand(binary, ["serve", "--listen", "127.0.0.1:\(heldPort)"], timeout: 10)
+        #expect(status == 1)
+        #expect(output.contains("cannot listen"))
+        #expect(output.contains("Address already in use"))
+        first.stop()
+        _ = port
+    }
+
+    @Test func helpVersionAndUsageErrors() throws {
+        let help = try runCommand(binary, ["--help"])
+        #expect(help.status == 0)
+        #expect(help.output.contains("serve"))
+        let serveHelp = try runCommand(binary, ["serve", "--help"])
+        #expect(serveHelp.status == 0)
+        #expect(serveHelp.output.contains("--listen <host:port>"))
+        #expect(serveHelp.output.contains("LLM_PROXY_LISTEN"))
+        #expect(serveHelp.output.contains("0.0.0.0:8132"))
+        let version = try runCommand(binary, ["--version"])
+        #expect(version.status == 0)
+        #expect(version.output.hasPrefix("llm-proxy "))
+        let bad = try runCommand(binary, ["serve", "--bogus"])
+        #expect(bad.status == 2)
+        #expect(bad.output.contains("unknown option --bogus"))
+        let badListen = try runCommand(binary, ["serve", "--listen", "nonsense"])
+        #expect(badListen.status == 2)
+        #expect(badListen.output.contains("--listen expects HOST:PORT"))
+        let badCommand = try runCommand(binary, ["frobnicate"])
+        #expect(badCommand.status == 2)
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Glibc
+
+/// Finds executables built next to the test bundle (`llm-proxy`, `mock-provider`).
+public enum BuiltProducts {
+    public static var directory: String {
+        if let dir = ProcessInfo.processInfo.environment["LLM_PROXY_BIN_DIR"] { return dir }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }
+
+    public static func path(_ name: String) -> String { directory + "/" + name }
+}
+
+/// A child process with captured output, stopped with SIGTERM and then SIGKILL after a deadline.
+public final class ChildProcess: @unchecked Sendable {
+    public let process = Process()
+    private let output = Pipe()
+    private let lock = NSLock()
+    private var captured = Data()
+
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = output
+        process.standardError = output
+        output.fileHandleForReading.readabilityHandler = { [weak self] h in
+            let d = h.availableData
+            guard let self, !d.isEmpty else { return }
+            self.lock.lock()
+            self.captured.append(d)
+            self.lock.unlock()
+        }
+        try process.run()
+    }
+
+    /// Everything the child wrote so far (stdout and stderr).
+    public var outputText: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: captured, as: UTF8.self)
+    }
+
+    /// Waits until the output contains `text`.
+    public func waitForOutput(containing text: String, timeout: TimeInterval = 10) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let out = outputText
+            if out.contains(text) { return out }
+            if !process.isRunning { break }
+            usleep(10_000)
+        }
+        throw ChildError(description: "timed out waiting for \"\(text)\"; output so far:\n\(outputText)")
+    }
+
+    /// Reads the port from the node's `listening` log line.
+    public func waitForListeningPort(timeout: TimeInterval = 10) throws -> UInt16 {
+        let out = try waitForOutput(containing: "\"msg\":\"listening\"", timeout: timeout)
+        guard let r = out.range(of: "\"port\":"),
+              let port = UInt16(out[r.upperBound...].prefix(while: { $0.isNumber })) else {
+            throw ChildError(description: "no port in: \(out)")
+        }
+        return port
+    }
+
+    public func signal(_ signo: Int32) { kill(process.processIdentifier, signo) }
+
+    /// Sends SIGTERM and waits; SIGKILL after `timeout`. Returns the exit status.
+    @discardableResult
+    public func stop(timeout: TimeInterval = 10) -> Int32 {
+        if process.isRunning { signal(SIGTERM) }
+        return waitForExit(timeout: timeout)
+    }
+
+    @discardableResult
+    public func waitForExit(timeout: TimeInterval = 10) -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            signal(SIGKILL)
+            process.waitUntilExit()
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        output.fileHandleForReading.readabilityHandler = nil
+    }
+}
+
+public struct ChildError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Runs a command to completion and returns its exit status and combined output.
+public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                       timeout: TimeInterval = 30) throws -> (status: Int32, output: String) {
+    let child = try ChildProcess(executable, arguments, environment: environment)
+    let status = child.waitForExit(timeout: timeout)
+    usleep(20_000)
+    return (status, child.outputText)
+}
