@@ -221,13 +221,15 @@ import TestSupport
     @Test func gracefulShutdownFinishesInFlightRequests() async throws {
         let s = try TestServer(handler: Self.echo)
         let c = try RawHTTPClient(port: s.port)
-        try c.send("GET /slow?300 HTTP/1.1\r\nHost: t\r\n\r\n")
+        // 1.5 s of handler time: other tests block pool threads in socket reads for up to ~0.5 s, and the
+        // drain must have started before this response is written.
+        try c.send("GET /slow?1500 HTTP/1.1\r\nHost: t\r\n\r\n")
         try await Task.sleep(for: .milliseconds(50))
         let stopped = Task.detached { await s.stop(graceNanos: 5_000_000_000) }
         while !s.server.isDraining { try await Task.sleep(for: .milliseconds(5)) }
         let r = try c.readResponse()
         #expect(r.status == 200)
-        #expect(r.bodyText == "slow 300")
+        #expect(r.bodyText == "slow 1500")
         #expect(r.header("connection") == "close")
         await stopped.value
         // The listener is gone.

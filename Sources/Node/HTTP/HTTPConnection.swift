@@ -90,7 +90,14 @@ final class HTTPConnection: EventHandler {
 
     // MARK: Parsing
 
+    private var processingInput = false
+
     private func processInput() {
+        // A handler that answers synchronously re-enters through `responseComplete`; the loop below
+        // picks up the next pipelined request instead of recursing.
+        if processingInput { return }
+        processingInput = true
+        defer { processingInput = false }
         while state == .idle {
             let result: (consumed: Int, output: HTTPRequestParser.Output)
             do {
@@ -150,7 +157,9 @@ final class HTTPConnection: EventHandler {
         writer = w
         server.requestsStarted &+= 1
         let handler = server.handler
-        Task(executorPreference: loop) {
+        // Runs the handler right here until its first suspension (no queue hop for handlers that answer
+        // at once); after that its continuations run on this loop, its executor preference.
+        Task.immediateDetached(executorPreference: loop) {
             await handler.handle(request, w)
             w.handlerReturned()
         }

@@ -178,31 +178,25 @@ public struct HTTPRequestParser {
 
     /// Parses request line and fields. `block` holds every line with its CRLF, minus the final empty line.
     private func parseHeadLines(_ block: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> HTTPRequestHead {
-        var lineStart = 0
-        var lines: [Range<Int>] = []
-        var i = 0
-        while i < block.count {
-            if block[i] == lf {
-                lines.append(lineStart..<(i - 1))
-                lineStart = i + 1
-            }
-            i += 1
-        }
-        guard let requestLine = lines.first else { throw HTTPParseError(.badRequest, "empty request") }
-        var head = try parseRequestLine(UnsafeBufferPointer(rebasing: block[requestLine]))
-        if lines.count - 1 > limits.maxHeaderCount {
-            throw HTTPParseError(.headersTooLarge, "more than \(limits.maxHeaderCount) header fields")
-        }
+        guard let firstLF = block.firstIndex(of: lf) else { throw HTTPParseError(.badRequest, "empty request") }
+        var head = try parseRequestLine(UnsafeBufferPointer(rebasing: block[0..<(firstLF - 1)]))
         var fields: [(String, String)] = []
-        fields.reserveCapacity(lines.count - 1)
+        fields.reserveCapacity(16)
         var contentLength: Int?
         var transferCodings: [Substring] = []
         var sawTE = false
         var hostCount = 0
         var connectionClose = false, connectionKeepAlive = false
         var expect: String?
-        for r in lines.dropFirst() {
-            let line = UnsafeBufferPointer(rebasing: block[r])
+        var lineStart = firstLF + 1
+        while lineStart < block.count {
+            var lineEnd = lineStart
+            while block[lineEnd] != lf { lineEnd += 1 }  // every line in `block` ends with CRLF
+            let line = UnsafeBufferPointer(rebasing: block[lineStart..<(lineEnd - 1)])
+            lineStart = lineEnd + 1
+            if fields.count == limits.maxHeaderCount {
+                throw HTTPParseError(.headersTooLarge, "more than \(limits.maxHeaderCount) header fields")
+            }
             if let first = line.first, first == sp || first == ht {
                 throw HTTPParseError(.badRequest, "obsolete line folding in header fields is not allowed")
             }
@@ -325,12 +319,18 @@ public struct HTTPRequestParser {
         guard let colon = line.firstIndex(of: 0x3A), colon > 0 else {
             throw HTTPParseError(.badRequest, "header field without a name or colon")
         }
-        var name = [UInt8]()
-        name.reserveCapacity(colon)
-        for b in UnsafeBufferPointer(rebasing: line[0..<colon]) {
+        let nameBytes = UnsafeBufferPointer(rebasing: line[0..<colon])
+        var hasUpper = false
+        for b in nameBytes {
             guard isTokenChar(b) else { throw HTTPParseError(.badRequest, "invalid character in header field name") }
-            name.append(b >= 0x41 && b <= 0x5A ? b | 0x20 : b)
+            if b >= 0x41 && b <= 0x5A { hasUpper = true }
         }
+        let name = hasUpper
+            ? String(unsafeUninitializedCapacity: nameBytes.count) { out in
+                for (i, b) in nameBytes.enumerated() { out[i] = b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
+                return nameBytes.count
+            }
+            : String(decoding: nameBytes, as: UTF8.self)
         var vs = colon + 1, ve = line.count
         while vs < ve, line[vs] == sp || line[vs] == ht { vs += 1 }
         while ve > vs, line[ve - 1] == sp || line[ve - 1] == ht { ve -= 1 }
@@ -338,7 +338,7 @@ public struct HTTPRequestParser {
         for b in value where (b < 0x20 && b != ht) || b == 0x7F {
             throw HTTPParseError(.badRequest, "invalid character in header field value")
         }
-        return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+        return (name, String(decoding: value, as: UTF8.self))
     }
 
     // MARK: Chunks

@@ -136,6 +136,9 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         case closeDelimited
     }
 
+    private static let status200 = Array("HTTP/1.1 200 OK\r\n".utf8)
+    private static let contentLengthPrefix = Array("content-length: ".utf8)
+
     static func bodyAllowed(_ status: Int) -> Bool {
         !(status < 200 || status == 204 || status == 304)
     }
@@ -144,7 +147,11 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         if connection.draining || connection.server.isDraining { keepAlive = false }
         var out: [UInt8] = []
         out.reserveCapacity(256)
-        out.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n".utf8)
+        if status == 200 {
+            out.append(contentsOf: Self.status200)
+        } else {
+            out.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n".utf8)
+        }
         for (name, value) in headers {
             if name.asciiCaseInsensitiveEquals("content-length") || name.asciiCaseInsensitiveEquals("transfer-encoding")
                 || name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("keep-alive") {
@@ -157,7 +164,10 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         }
         switch framing {
         case .none, .closeDelimited: break
-        case .length(let n): out.append(contentsOf: "content-length: \(n)\r\n".utf8)
+        case .length(let n):
+            out.append(contentsOf: Self.contentLengthPrefix)
+            appendDecimal(&out, n)
+            out.append(contentsOf: [0x0D, 0x0A])
         case .chunked: out.append(contentsOf: "transfer-encoding: chunked\r\n".utf8)
         }
         if !keepAlive {
@@ -169,5 +179,27 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         out.append(contentsOf: connection.server.dateCache.current())
         out.append(contentsOf: "\r\n\r\n".utf8)
         return out
+    }
+}
+
+/// Appends the decimal digits of a non-negative `n`.
+@inline(__always)
+func appendDecimal(_ out: inout [UInt8], _ n: Int) {
+    if n < 10 {
+        out.append(UInt8(truncatingIfNeeded: n) &+ 0x30)
+        return
+    }
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var count = 0
+    var v = n
+    withUnsafeMutableBytes(of: &digits) { d in
+        while v > 0 {
+            d[count] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+            v /= 10
+            count += 1
+        }
+        for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
     }
 }
