@@ -13,6 +13,10 @@ let package = Package(
     targets: [
         // C modules: headers only, one folder each.
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CPostgres", path: "Sources/CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CMongo", path: "Sources/CMongo", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev"])]),
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // The product.
         .target(
@@ -23,15 +27,21 @@ let package = Package(
         ),
         .executableTarget(name: "LLMProxy", dependencies: ["Node"], path: "Sources/Node/Main"),
         .target(name: "RedisClient", path: "Sources/RedisClient"),
-        .target(name: "Storage", path: "Sources/Storage"),
+        .target(name: "Storage", dependencies: ["CSQLite", "CPostgres", "CMongo", "CCrypto"], path: "Sources/Storage"),
 
         // Test support, tools and fuzzers.
-        .target(name: "TestSupport", dependencies: ["Node"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Node", "Storage"], path: "Tests/TestSupport"),
         .executableTarget(name: "MockProvider", dependencies: ["Node"], path: "Tests/MockProvider"),
         .executableTarget(name: "HTTPParserFuzzer", dependencies: ["Node"], path: "Tests/Fuzz/HTTPParserFuzzer"),
 
         // Tests mirror the module they prove.
         .testTarget(name: "NodeTests", dependencies: ["Node", "TestSupport"], path: "Tests/NodeTests"),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"], path: "Tests/StorageTests"),
+        .testTarget(
+            name: "StorageIntegrationTests",
+            dependencies: ["Storage", "TestSupport"],
+            path: "IntegrationTests/StorageIntegrationTests"
+        ),
         .testTarget(
             name: "NodeIntegrationTests",
             dependencies: ["Node", "TestSupport"],

@@ -1,1 +1,73 @@
-// The Store protocol and its backends land with issue 3.
+/// Persistent state shared by every node: connections, virtual keys, usage, the audit trail and a
+/// revision counter that every admin change bumps (nodes compare it to know their caches are stale).
+///
+/// Every mutating call writes its audit event and bumps the revision in the same transaction as the
+/// change, so a failure leaves nothing half-applied. Blocking drivers run on a bounded worker pool, never
+/// on the caller's thread.
+public protocol Store: Sendable {
+    /// A short name for logs and errors: `sqlite`, `postgres`, `mongodb`.
+    var backend: String { get }
+
+    /// Brings the schema up to date; safe to call from several nodes at once.
+    func migrate() async throws
+
+    // MARK: Connections
+    func createConnection(_ connection: ConnectionRecord, actor: AuditActor) async throws
+    func connection(id: String) async throws -> ConnectionRecord?
+    func connections() async throws -> [ConnectionRecord]
+    /// Deletes a connection. Refuses with `.inUse` while keys use it, unless `force`, which deletes those keys too.
+    func deleteConnection(id: String, force: Bool, actor: AuditActor) async throws
+    /// Replaces every connection's sealed key in one transaction (master-key rotation).
+    func resealConnections(_ reseal: @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], actor: AuditActor) async throws -> Int
+
+    // MARK: Virtual keys
+    func createVirtualKey(_ key: VirtualKeyRecord, actor: AuditActor) async throws
+    func virtualKey(id: String) async throws -> VirtualKeyRecord?
+    func virtualKey(hash: String) async throws -> VirtualKeyRecord?
+    func virtualKeys() async throws -> [VirtualKeyRecord]
+    func updateVirtualKey(_ key: VirtualKeyRecord, actor: AuditActor) async throws
+    func deleteVirtualKey(id: String, actor: AuditActor) async throws
+
+    // MARK: Usage
+    /// Inserts a batch atomically; re-inserting records whose ids exist is a no-op (safe to retry).
+    func insertUsage(_ records: [UsageRecord]) async throws
+    func usageTotals(_ query: UsageQuery) async throws -> [UsageTotal]
+    func usageRecords(_ query: UsageQuery, limit: Int) async throws -> [UsageRecord]
+
+    // MARK: Audit, revision, settings
+    func auditEvents(limit: Int) async throws -> [AuditEvent]
+    func revision() async throws -> Int64
+    func setting(_ key: String) async throws -> String?
+    /// Stores a setting only if it is not set yet; returns the value now stored.
+    func initSetting(_ key: String, value: String) async throws -> String
+
+    /// Releases connections and worker threads.
+    func close() async
+}
+
+/// Opens the store a URL names: `sqlite:PATH`, `postgres://…`/`postgresql://…`, `mongodb://…`.
+public enum StoreFactory {
+    public static func open(url: String, poolSize: Int = 4) throws -> any Store {
+        if url.hasPrefix("sqlite:") {
+            var path = String(url.dropFirst("sqlite:".count))
+            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            guard !path.isEmpty else { throw StoreError(.unsupportedURL, "sqlite URL needs a path, e.g. sqlite:./data/llm-proxy.db") }
+            return try SQLiteStore(path: path, poolSize: min(poolSize, 4))
+        }
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            return try PostgresStore(url: url, poolSize: poolSize)
+        }
+        if url.hasPrefix("mongodb://") || url.hasPrefix("mongodb+srv://") {
+            return try MongoStore(url: url, poolSize: poolSize)
+        }
+        throw StoreError(.unsupportedURL, "unsupported database URL \"\(redactURL(url))\": use sqlite:PATH, postgres://… or mongodb://…")
+    }
+}
+
+/// A URL with any password replaced, safe for logs and errors.
+public func redactURL(_ url: String) -> String {
+    guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
+    let userinfo = url[scheme.upperBound..<at]
+    guard let colon = userinfo.firstIndex(of: ":") else { return url }
+    return String(url[..<colon]) + ":***" + String(url[at...])
+}

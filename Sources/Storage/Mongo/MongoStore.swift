@@ -1,0 +1,1 @@
+func MongoStore(url: String, poolSize: Int) throws -> any Store { throw StoreError(.unsupportedURL, "mongodb: coming") }

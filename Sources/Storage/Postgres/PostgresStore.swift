@@ -1,0 +1,1 @@
+func PostgresStore(url: String, poolSize: Int) throws -> any Store { throw StoreError(.unsupportedURL, "postgres: coming") }

@@ -1,0 +1,43 @@
+/// Versioned schema for the SQL backends. Append new migrations; never edit an applied one.
+enum SQLSchema {
+    static func migrations(_ d: SQLDialect) -> [(version: Int, statements: [String])] {
+        [
+            (1, [
+                "CREATE TABLE meta (id INTEGER PRIMARY KEY, revision \(d.bigint) NOT NULL)",
+                "INSERT INTO meta (id, revision) VALUES (1, 0)",
+                "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                """
+                CREATE TABLE connections (
+                  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, provider TEXT NOT NULL, endpoint TEXT NOT NULL,
+                  api_key_sealed \(d.blob) NOT NULL, options TEXT NOT NULL,
+                  created_at \(d.bigint) NOT NULL, updated_at \(d.bigint) NOT NULL)
+                """,
+                """
+                CREATE TABLE virtual_keys (
+                  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, key_hash TEXT NOT NULL UNIQUE, display_prefix TEXT NOT NULL,
+                  connection_id TEXT NOT NULL REFERENCES connections(id),
+                  requests_per_second \(d.double) NOT NULL, burst \(d.double) NOT NULL, tokens_per_minute \(d.bigint) NOT NULL,
+                  expires_at \(d.bigint), allowed_models TEXT NOT NULL, max_concurrent INTEGER NOT NULL, disabled INTEGER NOT NULL,
+                  created_at \(d.bigint) NOT NULL, updated_at \(d.bigint) NOT NULL)
+                """,
+                "CREATE INDEX virtual_keys_connection ON virtual_keys (connection_id)",
+                """
+                CREATE TABLE usage_records (
+                  id TEXT PRIMARY KEY, vkey_id TEXT NOT NULL, connection_id TEXT NOT NULL, model TEXT NOT NULL,
+                  prompt_tokens \(d.bigint) NOT NULL, completion_tokens \(d.bigint) NOT NULL, estimated INTEGER NOT NULL,
+                  status INTEGER NOT NULL, latency_ms \(d.bigint) NOT NULL, stream INTEGER NOT NULL,
+                  started_at \(d.bigint) NOT NULL, ended_at \(d.bigint) NOT NULL, node_id TEXT NOT NULL)
+                """,
+                "CREATE INDEX usage_vkey_time ON usage_records (vkey_id, started_at)",
+                "CREATE INDEX usage_time ON usage_records (started_at)",
+                """
+                CREATE TABLE audit_events (
+                  id \(d.serialPrimaryKey), at \(d.bigint) NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+                  object_type TEXT NOT NULL, object_id TEXT NOT NULL, detail TEXT NOT NULL)
+                """,
+            ]),
+        ]
+    }
+
+    static var latestVersion: Int { migrations(SQLDialect.sqlite).map(\.version).max() ?? 0 }
+}

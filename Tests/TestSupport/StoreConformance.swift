@@ -1,0 +1,204 @@
+import Storage
+import Testing
+
+/// The store contract, written once against `Store` and run on every backend.
+public enum StoreConformance {
+    static let box = try! SecretBox(masterKey: "test-master-key-0123456789")
+
+    public static func makeConnection(_ name: String = "OpenAI-\(Identifiers.make("n"))", provider: Provider = .openai,
+                                      apiKey: String = "sk-real-provider-key-123") -> ConnectionRecord {
+        let id = Identifiers.make("conn")
+        let now = nowMillis()
+        return ConnectionRecord(id: id, name: name, provider: provider, endpoint: provider.defaultEndpoint ?? "https://x.openai.azure.com/openai",
+                                encryptedAPIKey: box.sealString(apiKey, context: id), options: provider == .azure ? ["api-version": "2024-06-01"] : [:],
+                                createdAt: now, updatedAt: now)
+    }
+
+    public static func makeKey(connectionID: String, name: String = "key-\(Identifiers.make("n"))") -> (VirtualKeyRecord, String) {
+        let secret = Identifiers.newVirtualKey()
+        let now = nowMillis()
+        let k = VirtualKeyRecord(id: Identifiers.make("vk"), name: name, keyHash: Crypto.sha256Hex(secret),
+                                 displayPrefix: Identifiers.displayPrefix(of: secret), connectionID: connectionID,
+                                 requestsPerSecond: 2.5, burst: 5, tokensPerMinute: 1000, expiresAt: now + 86_400_000,
+                                 allowedModels: ["gpt-4o-mini", "gpt-4o"], maxConcurrent: 3, createdAt: now, updatedAt: now)
+        return (k, secret)
+    }
+
+    static func expectStoreError(_ code: StoreError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void) async {
+        do {
+            try await body()
+            Issue.record("expected StoreError.\(code), got success", sourceLocation: sourceLocation)
+        } catch let e as StoreError {
+            #expect(e.code == code, "\(e.message)", sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("expected StoreError.\(code), got \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    public static func connectionsRoundTripAndStayUnique(_ store: any Store) async throws {
+        let c = makeConnection("OpenAI-Prod")
+        try await store.createConnection(c, actor: .cli)
+        #expect(try await store.connection(id: c.id) == c)
+        #expect(try await store.connections().map(\.id) == [c.id])
+        await expectStoreError(.duplicate) { try await store.createConnection(makeConnection("OpenAI-Prod"), actor: .cli) }
+        #expect(try await store.connection(id: "conn_missing") == nil)
+        await expectStoreError(.notFound) { try await store.deleteConnection(id: "conn_missing", force: false, actor: .cli) }
+        let azure = makeConnection("Azure", provider: .azure)
+        try await store.createConnection(azure, actor: .cli)
+        #expect(try await store.connection(id: azure.id)?.options == ["api-version": "2024-06-01"])
+        try await store.deleteConnection(id: c.id, force: false, actor: .cli)
+        #expect(try await store.connection(id: c.id) == nil)
+    }
+
+    public static func virtualKeysRoundTripByIDAndHash(_ store: any Store) async throws {
+        let c = makeConnection()
+        try await store.createConnection(c, actor: .cli)
+        let (k, secret) = makeKey(connectionID: c.id, name: "Intern-Key")
+        try await store.createVirtualKey(k, actor: .cli)
+        #expect(try await store.virtualKey(id: k.id) == k)
+        #expect(try await store.virtualKey(hash: Crypto.sha256Hex(secret)) == k)
+        #expect(try await store.virtualKey(hash: Crypto.sha256Hex(secret + "x")) == nil)
+        await expectStoreError(.duplicate) {
+            try await store.createVirtualKey(makeKey(connectionID: c.id, name: "Intern-Key").0, actor: .cli)
+        }
+        await expectStoreError(.notFound) {
+            try await store.createVirtualKey(makeKey(connectionID: "conn_missing").0, actor: .cli)
+        }
+        var updated = k
+        updated.requestsPerSecond = 0.5
+        updated.tokensPerMinute = 0
+        updated.expiresAt = nil
+        updated.allowedModels = []
+        updated.disabled = true
+        updated.updatedAt += 1
+        try await store.updateVirtualKey(updated, actor: .cli)
+        #expect(try await store.virtualKey(id: k.id) == updated)
+        var ghost = k
+        ghost.id = "vk_missing"
+        ghost.name = "ghost"
+        await expectStoreError(.notFound) { try await store.updateVirtualKey(ghost, actor: .cli) }
+        #expect(try await store.virtualKeys().map(\.id) == [k.id])
+        try await store.deleteVirtualKey(id: k.id, actor: .cli)
+        #expect(try await store.virtualKey(id: k.id) == nil)
+        await expectStoreError(.notFound) { try await store.deleteVirtualKey(id: k.id, actor: .cli) }
+    }
+
+    public static func connectionInUseIsRefusedUnlessForced(_ store: any Store) async throws {
+        let c = makeConnection()
+        try await store.createConnection(c, actor: .cli)
+        let (k, _) = makeKey(connectionID: c.id)
+        try await store.createVirtualKey(k, actor: .cli)
+        await expectStoreError(.inUse) { try await store.deleteConnection(id: c.id, force: false, actor: .cli) }
+        #expect(try await store.connection(id: c.id) != nil)
+        try await store.deleteConnection(id: c.id, force: true, actor: .cli)
+        #expect(try await store.connection(id: c.id) == nil)
+        #expect(try await store.virtualKey(id: k.id) == nil)
+    }
+
+    public static func everyChangeBumpsTheRevisionAndIsAudited(_ store: any Store) async throws {
+        let r0 = try await store.revision()
+        let c = makeConnection(apiKey: "sk-super-secret-provider-key")
+        try await store.createConnection(c, actor: AuditActor("alice"))
+        let r1 = try await store.revision()
+        #expect(r1 > r0)
+        _ = try await store.connections()
+        #expect(try await store.revision() == r1)
+        let (k, secret) = makeKey(connectionID: c.id)
+        try await store.createVirtualKey(k, actor: AuditActor("alice"))
+        var k2 = k
+        k2.disabled = true
+        try await store.updateVirtualKey(k2, actor: AuditActor("bob"))
+        try await store.deleteVirtualKey(id: k.id, actor: AuditActor("bob"))
+        #expect(try await store.revision() == r1 + 3)
+        // A failed change bumps nothing.
+        await expectStoreError(.duplicate) { try await store.createConnection(makeConnection(c.name), actor: .cli) }
+        #expect(try await store.revision() == r1 + 3)
+        let events = try await store.auditEvents(limit: 10)
+        #expect(events.prefix(4).map(\.action) == ["delete", "update", "create", "create"])
+        #expect(events.first?.actor == "bob")
+        #expect(events.first?.objectID == k.id)
+        for e in events {
+            #expect(!e.detail.contains("sk-super-secret-provider-key"))
+            #expect(!e.detail.contains(secret))
+        }
+    }
+
+    public static func usageBatchesAreIdempotentAndTotalled(_ store: any Store) async throws {
+        let base: Int64 = 1_700_000_000_000
+        var records: [UsageRecord] = []
+        for i in 0..<1000 {
+            records.append(UsageRecord(id: Identifiers.make("u"), virtualKeyID: i % 2 == 0 ? "vk_a" : "vk_b", connectionID: "conn_x",
+                                       model: i % 4 < 2 ? "gpt-4o" : "gpt-4o-mini", promptTokens: 10, completionTokens: Int64(i % 7),
+                                       estimated: i % 10 == 0, statusCode: 200, latencyMillis: 12, stream: i % 3 == 0,
+                                       startedAt: base + Int64(i) * 1000, endedAt: base + Int64(i) * 1000 + 12, nodeID: "node-1"))
+        }
+        try await store.insertUsage(records)
+        try await store.insertUsage(Array(records[0..<100]))  // a retried batch adds nothing
+        let all = try await store.usageTotals(UsageQuery())
+        #expect(all.reduce(0) { $0 + $1.requests } == 1000)
+        #expect(all.reduce(0) { $0 + $1.promptTokens } == 10_000)
+        let expectedCompletion = (0..<1000).reduce(Int64(0)) { $0 + Int64($1 % 7) }
+        #expect(all.reduce(0) { $0 + $1.completionTokens } == expectedCompletion)
+        #expect(Set(all.map(\.model)) == ["gpt-4o", "gpt-4o-mini"])
+        let a = try await store.usageTotals(UsageQuery(virtualKeyID: "vk_a"))
+        #expect(a.allSatisfy { $0.virtualKeyID == "vk_a" })
+        #expect(a.reduce(0) { $0 + $1.requests } == 500)
+        // Half-open time range [since, until): records 100..<200.
+        let window = try await store.usageTotals(UsageQuery(since: base + 100_000, until: base + 200_000))
+        #expect(window.reduce(0) { $0 + $1.requests } == 100)
+        let latest = try await store.usageRecords(UsageQuery(virtualKeyID: "vk_b"), limit: 3)
+        #expect(latest.count == 3)
+        #expect(latest[0] == records[999])
+        #expect(latest[0].startedAt > latest[1].startedAt)
+    }
+
+    public static func sealedKeysOpenOnlyWithTheRightMasterKey(_ store: any Store) async throws {
+        let c = makeConnection(apiKey: "sk-provider-abc")
+        try await store.createConnection(c, actor: .cli)
+        let stored = try #require(try await store.connection(id: c.id))
+        #expect(try box.openString(stored.encryptedAPIKey, context: c.id) == "sk-provider-abc")
+        #expect(!stored.encryptedAPIKey.contains(Array("sk-provider-abc".utf8)))
+        let wrong = try SecretBox(masterKey: "not-the-master-key-at-all")
+        #expect { _ = try wrong.open(stored.encryptedAPIKey, context: c.id) } throws: { ($0 as? StoreError)?.code == .wrongMasterKey }
+        // Bound to its row: the same bytes under another connection id do not open.
+        #expect(throws: StoreError.self) { _ = try box.open(stored.encryptedAPIKey, context: "conn_other") }
+        // The verifier kept in settings catches a wrong master key before any secret is needed.
+        let verifier = try await store.initSetting("master_key_verifier", value: box.makeVerifier())
+        #expect(try await store.initSetting("master_key_verifier", value: "ignored") == verifier)
+        try box.check(verifier: verifier)
+        #expect(throws: StoreError.self) { try wrong.check(verifier: verifier) }
+    }
+
+    public static func resealingRotatesEveryConnection(_ store: any Store) async throws {
+        let a = makeConnection(apiKey: "sk-one")
+        let b = makeConnection(apiKey: "sk-two")
+        try await store.createConnection(a, actor: .cli)
+        try await store.createConnection(b, actor: .cli)
+        let newBox = try SecretBox(masterKey: "rotated-master-key-9876543210")
+        let oldBox = box
+        let count = try await store.resealConnections({ id, sealed in
+            newBox.seal(try oldBox.open(sealed, context: id), context: id)
+        }, actor: .cli)
+        #expect(count == 2)
+        for (c, key) in [(a, "sk-one"), (b, "sk-two")] {
+            let stored = try #require(try await store.connection(id: c.id))
+            #expect(try newBox.openString(stored.encryptedAPIKey, context: c.id) == key)
+            #expect(throws: StoreError.self) { _ = try oldBox.open(stored.encryptedAPIKey, context: c.id) }
+        }
+        // A failing reseal changes nothing.
+        await expectStoreError(.wrongMasterKey) {
+            _ = try await store.resealConnections({ id, sealed in newBox.seal(try oldBox.open(sealed, context: id), context: id) }, actor: .cli)
+        }
+        let stored = try #require(try await store.connection(id: a.id))
+        #expect(try newBox.openString(stored.encryptedAPIKey, context: a.id) == "sk-one")
+    }
+
+    public static func migrateIsIdempotent(_ store: any Store) async throws {
+        try await store.migrate()
+        try await store.migrate()
+        let c = makeConnection()
+        try await store.createConnection(c, actor: .cli)
+        try await store.migrate()
+        #expect(try await store.connection(id: c.id) != nil)
+    }
+}
