@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "llm-proxy", targets: ["LLMProxy"]),
         .executable(name: "mock-provider", targets: ["MockProvider"]),
         .executable(name: "http-parser-fuzzer", targets: ["HTTPParserFuzzer"]),
+        .executable(name: "store-bench", targets: ["StoreBench"]),
     ],
     targets: [
         // C modules: headers only, one folder each.
@@ -32,6 +33,7 @@ let package = Package(
         // Test support, tools and fuzzers.
         .target(name: "TestSupport", dependencies: ["Node", "Storage"], path: "Tests/TestSupport"),
         .executableTarget(name: "MockProvider", dependencies: ["Node"], path: "Tests/MockProvider"),
+        .executableTarget(name: "StoreBench", dependencies: ["Storage", "TestSupport"], path: "Tests/StoreBench"),
         .executableTarget(name: "HTTPParserFuzzer", dependencies: ["Node"], path: "Tests/Fuzz/HTTPParserFuzzer"),
 
         // Tests mirror the module they prove.

@@ -1,0 +1,68 @@
+import Foundation
+import Storage
+import TestSupport
+
+// Storage throughput per backend: batched usage inserts (records/s) and key lookups by hash (lookups/s),
+// against a SQLite file, a throwaway PostgreSQL 15 and SecantusDB, all started here.
+//   swift run -c release store-bench [records] [lookups]
+let records = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 100_000 : 100_000
+let lookups = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 20_000 : 20_000
+let batch = 500
+let concurrency = 4
+
+func measure(_ name: String, _ url: String) async throws {
+    let store = try StoreFactory.open(url: url, poolSize: concurrency)
+    try await store.migrate()
+    let conn = StoreConformance.makeConnection()
+    try await store.createConnection(conn, actor: .cli)
+    var hashes: [String] = []
+    for i in 0..<100 {
+        let (k, secret) = StoreConformance.makeKey(connectionID: conn.id, name: "bench-\(i)")
+        try await store.createVirtualKey(k, actor: .cli)
+        hashes.append(Crypto.sha256Hex(secret))
+    }
+    let now = nowMillis()
+    let all = (0..<records).map { i in
+        UsageRecord(id: Identifiers.make("u"), virtualKeyID: "vk_\(i % 100)", connectionID: conn.id, model: "gpt-4o-mini",
+                    promptTokens: 57, completionTokens: 31, statusCode: 200, latencyMillis: 3, stream: false,
+                    startedAt: now + Int64(i), endedAt: now + Int64(i) + 3, nodeID: "bench")
+    }
+    let batches = stride(from: 0, to: all.count, by: batch).map { Array(all[$0..<min($0 + batch, all.count)]) }
+    var t0 = Date()
+    try await withThrowingTaskGroup(of: Void.self) { g in
+        var next = 0
+        for _ in 0..<concurrency {
+            let mine = batches.enumerated().filter { $0.offset % concurrency == next }.map(\.element)
+            next += 1
+            g.addTask { for b in mine { try await store.insertUsage(b) } }
+        }
+        try await g.waitForAll()
+    }
+    let insertRate = Double(records) / Date().timeIntervalSince(t0)
+    let total = try await store.usageTotals(UsageQuery()).reduce(0) { $0 + $1.requests }
+    precondition(total == Int64(records), "\(name): \(total) records stored, expected \(records)")
+    t0 = Date()
+    let keyHashes = hashes
+    try await withThrowingTaskGroup(of: Void.self) { g in
+        for w in 0..<concurrency {
+            g.addTask {
+                for i in stride(from: w, to: lookups, by: concurrency) {
+                    guard try await store.virtualKey(hash: keyHashes[i % keyHashes.count]) != nil else { fatalError("lookup missed") }
+                }
+            }
+        }
+        try await g.waitForAll()
+    }
+    let lookupRate = Double(lookups) / Date().timeIntervalSince(t0)
+    print("| \(name) | \(records) | \(batch) | \(Int(insertRate)) | \(Int(lookupRate)) |")
+    await store.close()
+}
+
+print("| backend | records | batch | usage inserts/s | key lookups/s |")
+print("|---|---|---|---|---|")
+let sqliteDir = "/tmp/llmp-store-bench-\(getpid())"
+try await measure("sqlite", "sqlite:\(sqliteDir)/bench.db")
+_ = try? FileManager.default.removeItem(atPath: sqliteDir)
+try await measure("postgres", try PostgresTestServer.shared().makeDatabase())
+try await measure("mongodb", try MongoTestServer.shared().makeDatabase())
+exit(0)
