@@ -5,9 +5,10 @@ import TestSupport
 /// The real `llm-proxy` binary, as a user runs it.
 @Suite struct ServeProcessTests {
     let binary = BuiltProducts.path("llm-proxy")
+    let env = ["LLM_PROXY_DATABASE_URL": TestServers.tempSQLiteURL()]
 
     @Test func serveAnswersHealthAndDrainsOnSIGTERM() throws {
-        let node = try ChildProcess(binary, ["serve", "--listen", "127.0.0.1:0", "--shutdown-grace", "2s"])
+        let node = try ChildProcess(binary, ["serve", "--listen", "127.0.0.1:0", "--shutdown-grace", "2s"], environment: env)
         let port = try node.waitForListeningPort()
         let c = try RawHTTPClient(port: port)
         try c.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -23,7 +24,7 @@ import TestSupport
     }
 
     @Test func listenAddressComesFromTheEnvironment() throws {
-        let node = try ChildProcess(binary, ["serve"], environment: ["LLM_PROXY_LISTEN": "127.0.0.1:0"])
+        let node = try ChildProcess(binary, ["serve"], environment: env.merging(["LLM_PROXY_LISTEN": "127.0.0.1:0"]) { $1 })
         let port = try node.waitForListeningPort()
         #expect(node.outputText.contains("\"address\":\"127.0.0.1:0\""))
         #expect(port > 0)
@@ -31,7 +32,7 @@ import TestSupport
     }
 
     @Test func busyPortIsAClearErrorWithExitCode1() throws {
-        let first = try ChildProcess(binary, ["serve", "--listen", "127.0.0.1:0"])
+        let first = try ChildProcess(binary, ["serve", "--listen", "127.0.0.1:0"], environment: env)
         let port = try first.waitForListeningPort()
         // SO_REUSEPORT would let a second node of the same user share the port; a different address family
         // path is not needed: binding a port held by a plain socket fails.
@@ -46,7 +47,7 @@ import TestSupport
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &len) } }
         let heldPort = UInt16(bigEndian: addr.sin_port)
-        let (status, output) = try runCommand(binary, ["serve", "--listen", "127.0.0.1:\(heldPort)"], timeout: 10)
+        let (status, output) = try runCommand(binary, ["serve", "--listen", "127.0.0.1:\(heldPort)"], environment: env, timeout: 10)
         #expect(status == 1)
         #expect(output.contains("cannot listen"))
         #expect(output.contains("Address already in use"))
@@ -66,10 +67,10 @@ import TestSupport
         let version = try runCommand(binary, ["--version"])
         #expect(version.status == 0)
         #expect(version.output.hasPrefix("llm-proxy "))
-        let bad = try runCommand(binary, ["serve", "--bogus"])
+        let bad = try runCommand(binary, ["serve", "--bogus"], environment: env)
         #expect(bad.status == 2)
         #expect(bad.output.contains("unknown option --bogus"))
-        let badListen = try runCommand(binary, ["serve", "--listen", "nonsense"])
+        let badListen = try runCommand(binary, ["serve", "--listen", "nonsense"], environment: env)
         #expect(badListen.status == 2)
         #expect(badListen.output.contains("--listen expects HOST:PORT"))
         let badCommand = try runCommand(binary, ["frobnicate"])

@@ -42,3 +42,12 @@ public func writeNewPrivateFile(_ path: String, _ text: String) throws {
         throw StoreError(.unavailable, "cannot write \(path): \(String(cString: strerror(errno)))")
     }
 }
+
+@discardableResult
+public func unlinkIfExists(_ path: String) -> Bool { unlink(path) == 0 }
+
+public func renameFile(_ from: String, _ to: String) throws {
+    guard rename(from, to) == 0 else {
+        throw StoreError(.unavailable, "cannot rename \(from) to \(to): \(String(cString: strerror(errno)))")
+    }
+}

@@ -17,8 +17,10 @@ public protocol Store: Sendable {
     func connections() async throws -> [ConnectionRecord]
     /// Deletes a connection. Refuses with `.inUse` while keys use it, unless `force`, which deletes those keys too.
     func deleteConnection(id: String, force: Bool, actor: AuditActor) async throws
-    /// Replaces every connection's sealed key in one transaction (master-key rotation).
-    func resealConnections(_ reseal: @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], actor: AuditActor) async throws -> Int
+    /// Replaces every connection's sealed key and the master-key verifier setting in one transaction
+    /// (master-key rotation). Nothing is written if any `reseal` throws.
+    func resealConnections(_ reseal: @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], verifier: String,
+                           actor: AuditActor) async throws -> Int
 
     // MARK: Virtual keys
     func createVirtualKey(_ key: VirtualKeyRecord, actor: AuditActor) async throws

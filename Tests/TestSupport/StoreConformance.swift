@@ -163,8 +163,8 @@ public enum StoreConformance {
         // Bound to its row: the same bytes under another connection id do not open.
         #expect(throws: StoreError.self) { _ = try box.open(stored.encryptedAPIKey, context: "conn_other") }
         // The verifier kept in settings catches a wrong master key before any secret is needed.
-        let verifier = try await store.initSetting("master_key_verifier", value: box.makeVerifier())
-        #expect(try await store.initSetting("master_key_verifier", value: "ignored") == verifier)
+        let verifier = try await store.initSetting(MasterKeyVerifier.settingKey, value: box.makeVerifier())
+        #expect(try await store.initSetting(MasterKeyVerifier.settingKey, value: "ignored") == verifier)
         try box.check(verifier: verifier)
         #expect(throws: StoreError.self) { try wrong.check(verifier: verifier) }
     }
@@ -176,10 +176,14 @@ public enum StoreConformance {
         try await store.createConnection(b, actor: .cli)
         let newBox = try SecretBox(masterKey: "rotated-master-key-9876543210")
         let oldBox = box
+        _ = try await store.initSetting(MasterKeyVerifier.settingKey, value: oldBox.makeVerifier())
         let count = try await store.resealConnections({ id, sealed in
             newBox.seal(try oldBox.open(sealed, context: id), context: id)
-        }, actor: .cli)
+        }, verifier: newBox.makeVerifier(), actor: .cli)
         #expect(count == 2)
+        let verifier = try #require(try await store.setting(MasterKeyVerifier.settingKey))
+        try newBox.check(verifier: verifier)
+        #expect(throws: StoreError.self) { try oldBox.check(verifier: verifier) }
         for (c, key) in [(a, "sk-one"), (b, "sk-two")] {
             let stored = try #require(try await store.connection(id: c.id))
             #expect(try newBox.openString(stored.encryptedAPIKey, context: c.id) == key)
@@ -187,10 +191,12 @@ public enum StoreConformance {
         }
         // A failing reseal changes nothing.
         await expectStoreError(.wrongMasterKey) {
-            _ = try await store.resealConnections({ id, sealed in newBox.seal(try oldBox.open(sealed, context: id), context: id) }, actor: .cli)
+            _ = try await store.resealConnections({ id, sealed in newBox.seal(try oldBox.open(sealed, context: id), context: id) },
+                                                  verifier: oldBox.makeVerifier(), actor: .cli)
         }
         let stored = try #require(try await store.connection(id: a.id))
         #expect(try newBox.openString(stored.encryptedAPIKey, context: a.id) == "sk-one")
+        try newBox.check(verifier: try #require(try await store.setting(MasterKeyVerifier.settingKey)))
     }
 
     public static func migrateIsIdempotent(_ store: any Store) async throws {

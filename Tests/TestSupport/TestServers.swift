@@ -11,6 +11,13 @@ public enum TestServers {
         return url.path
     }()
 
+    /// A SQLite URL in a fresh temporary directory (removed at exit).
+    public static func tempSQLiteURL() -> String {
+        let dir = "/tmp/llmp-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        onExit("rm -rf \(dir)")
+        return "sqlite:\(dir)/llm-proxy.db"
+    }
+
     public static func freePort() -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }

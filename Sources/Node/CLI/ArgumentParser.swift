@@ -71,7 +71,7 @@ public struct ParsedCommand: Sendable {
     public var positionals: [String]
     var values: [String: String]
     var specs: [String: OptionSpec]
-    var environment: [String: String]
+    public var environment: [String: String]
 
     /// The option's value: from the command line, then its environment variable, then its default.
     public func string(_ name: String) -> String? {

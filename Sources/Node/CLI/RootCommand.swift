@@ -1,4 +1,5 @@
 import Glibc
+import Storage
 
 /// The `llm-proxy` command tree and its entry point.
 public enum RootCommand {
@@ -7,7 +8,7 @@ public enum RootCommand {
             name: "llm-proxy",
             summary: "A distributed LLM gateway: virtual keys, per-key request and token limits, one API for many providers.",
             options: [OptionSpec("version", help: "Print the version and exit.")],
-            subcommands: [ServeCommand.spec],
+            subcommands: [ServeCommand.spec, StoreCommands.migrate, StoreCommands.rotateMasterKey],
             run: nil
         )
     }
@@ -28,6 +29,9 @@ public enum RootCommand {
                 if command.name != "serve" { Signals.exitOnTermination() }
                 return try await command.run!(parsed)
             }
+        } catch let e as StoreError {
+            writeStderr("error: \(e.message)\n")
+            return 1
         } catch let e as UsageError {
             let hint = e.commandPath.isEmpty ? "llm-proxy" : e.commandPath.joined(separator: " ")
             writeStderr("error: \(e.message)\nRun '\(hint) --help' for usage.\n")

@@ -1,4 +1,5 @@
 import Glibc
+import Storage
 import Synchronization
 
 /// `llm-proxy serve`: runs a node.
@@ -8,6 +9,7 @@ enum ServeCommand {
         summary: "Run a proxy node.",
         discussion: "Listens for OpenAI-, Azure- and Anthropic-style API calls under /v1/, plus /healthz and /readyz.\nSIGTERM or SIGINT drains: stop accepting, finish in-flight requests up to --shutdown-grace, exit.",
         options: [
+            StoreAccess.databaseURL,
             OptionSpec("listen", value: "host:port", env: "LLM_PROXY_LISTEN", default: "0.0.0.0:8132", help: "Address to listen on."),
             OptionSpec("event-loops", value: "n", env: "LLM_PROXY_EVENT_LOOPS", default: String(EventLoopGroup.defaultLoopCount),
                        help: "Event-loop threads (one per core by default)."),
@@ -49,6 +51,16 @@ enum ServeCommand {
         }
         let log = Logger(level: level)
 
+        let opened: StoreAccess.Opened
+        do {
+            opened = try await StoreAccess.open(p)
+        } catch let e as StoreError {
+            log.error("cannot open the store", [("error", .string(e.message))])
+            return 1
+        }
+        let store = opened.store
+        log.info("store ready", [("backend", .string(store.backend)), ("master_key", .string(StoreAccess.describe(opened.keySource)))])
+
         let group = try EventLoopGroup(loopCount: loops)
         let serverBox = Mutex<HTTPServer?>(nil)
         var router = Router()
@@ -59,6 +71,7 @@ enum ServeCommand {
             try server.start()
         } catch {
             group.shutdown()
+            await store.close()
             log.error("cannot listen", [("address", .string(config.listen.description)), ("error", .string("\(error)"))])
             return 1
         }
@@ -70,6 +83,7 @@ enum ServeCommand {
                               ("grace_ms", .int(Int(grace / 1_000_000)))])
         await server.shutdown(graceNanos: grace)
         group.shutdown()
+        await store.close()
         log.info("stopped")
         return 0
     }

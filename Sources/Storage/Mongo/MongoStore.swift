@@ -216,7 +216,8 @@ final class MongoStoreImpl: Store, @unchecked Sendable {
         }
     }
 
-    func resealConnections(_ reseal: @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], actor: AuditActor) async throws -> Int {
+    func resealConnections(_ reseal: @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], verifier: String,
+                           actor: AuditActor) async throws -> Int {
         try await withoutActuallyEscaping(reseal) { reseal in
             let box = UncheckedBox(reseal)
             return try await run { c in
@@ -228,6 +229,8 @@ final class MongoStoreImpl: Store, @unchecked Sendable {
                                                                                        ("updated_at", .int(nowMillis()))]))]))
                     _ = try c.with("connections") { try $0.updateOne(Self.byID(id), update) }
                 }
+                let setVerifier = try BSONDocument(JSONValue.object([("$set", .object([("value", .string(verifier))]))]))
+                _ = try c.with("settings") { try $0.updateOne(Self.byID(MasterKeyVerifier.settingKey), setVerifier, upsert: true) }
                 try Self.audit(c, actor, "rotate_master_key", "store", "connections", "\(docs.count) connection(s) re-encrypted")
                 return docs.count
             }

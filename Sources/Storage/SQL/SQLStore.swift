@@ -153,7 +153,8 @@ final class SQLStore: Store, @unchecked Sendable {
         }
     }
 
-    func resealConnections(_ reseal: @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], actor: AuditActor) async throws -> Int {
+    func resealConnections(_ reseal: @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], verifier: String,
+                           actor: AuditActor) async throws -> Int {
         let d = dialect
         return try await withoutActuallyEscaping(reseal) { reseal in
             let box = UncheckedBox(reseal)
@@ -165,6 +166,8 @@ final class SQLStore: Store, @unchecked Sendable {
                     try s.execute(d.placeholders("UPDATE connections SET api_key_sealed = $1, updated_at = $2 WHERE id = $3"),
                                   [.blob(sealed), .int(nowMillis()), .text(id)])
                 }
+                try s.execute(d.placeholders("DELETE FROM settings WHERE key = $1"), [.text(MasterKeyVerifier.settingKey)])
+                try s.execute(d.placeholders("INSERT INTO settings (key, value) VALUES ($1, $2)"), [.text(MasterKeyVerifier.settingKey), .text(verifier)])
                 try self.audit(s, actor, "rotate_master_key", "store", "connections", "\(rows.count) connection(s) re-encrypted")
                 return rows.count
             }
