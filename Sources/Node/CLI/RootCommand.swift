@@ -7,8 +7,8 @@ public enum RootCommand {
         CommandSpec(
             name: "llm-proxy",
             summary: "A distributed LLM gateway: virtual keys, per-key request and token limits, one API for many providers.",
-            options: [OptionSpec("version", help: "Print the version and exit.")],
-            subcommands: [ServeCommand.spec, StoreCommands.migrate, StoreCommands.rotateMasterKey],
+            options: [OptionSpec("version", help: "Print the version and exit."), StoreAccess.databaseURL, AdminCommands.output],
+            subcommands: [ServeCommand.spec] + AdminCommands.all + [StoreCommands.migrate, StoreCommands.rotateMasterKey],
             run: nil
         )
     }

@@ -9,7 +9,6 @@ enum ServeCommand {
         summary: "Run a proxy node.",
         discussion: "Listens for OpenAI-, Azure- and Anthropic-style API calls under /v1/, plus /healthz and /readyz.\nSIGTERM or SIGINT drains: stop accepting, finish in-flight requests up to --shutdown-grace, exit.",
         options: [
-            StoreAccess.databaseURL,
             OptionSpec("listen", value: "host:port", env: "LLM_PROXY_LISTEN", default: "0.0.0.0:8132", help: "Address to listen on."),
             OptionSpec("event-loops", value: "n", env: "LLM_PROXY_EVENT_LOOPS", default: String(EventLoopGroup.defaultLoopCount),
                        help: "Event-loop threads (one per core by default)."),

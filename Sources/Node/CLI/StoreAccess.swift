@@ -42,7 +42,6 @@ enum StoreCommands {
     static let migrate = CommandSpec(
         name: "migrate",
         summary: "Create or upgrade the store's schema (serve does this too).",
-        options: [StoreAccess.databaseURL],
         run: { p in
             let opened = try await StoreAccess.open(p, poolSize: 1)
             let revision = try await opened.store.revision()
@@ -55,7 +54,6 @@ enum StoreCommands {
         name: "rotate-master-key",
         summary: "Re-encrypt every stored provider key under a new master key.",
         discussion: "Reads the current key as usual (LLM_PROXY_MASTER_KEY or the SQLite key file) and the new one from\nLLM_PROXY_NEW_MASTER_KEY. All connections are re-encrypted in one transaction; then start the nodes with the new key.\nWith a SQLite key file, the file is replaced by the new key.",
-        options: [StoreAccess.databaseURL],
         run: { p in
             guard let newKey = p.environment["LLM_PROXY_NEW_MASTER_KEY"], !newKey.isEmpty else {
                 throw UsageError("set LLM_PROXY_NEW_MASTER_KEY to the new master key", commandPath: p.path)
