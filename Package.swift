@@ -17,12 +17,13 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CPostgres", path: "Sources/CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CMongo", path: "Sources/CMongo", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // The product.
         .target(
             name: "Node",
-            dependencies: ["CLinux", "Storage", "RedisClient"],
+            dependencies: ["CLinux", "CCurl", "Storage", "RedisClient"],
             path: "Sources/Node",
             exclude: ["Main"]
         ),

@@ -1,22 +1,128 @@
 import Node
 
-/// Provider-shaped answers: a fixed chat completion (the benchmark body), models, and health.
+/// Provider-shaped answers for tests and benchmarks: OpenAI chat (plain and streamed), embeddings,
+/// models, Azure deployments, Anthropic messages (plain and streamed), and fault injection through
+/// request headers: `x-mock-status` (error status), `x-mock-delay-ms` (before the head),
+/// `x-mock-chunk-delay-ms` (between stream chunks), `x-mock-drop-after` (close after N chunks).
+/// `GET /mock/last-request` shows the last proxied request's headers (to check what the proxy sent).
 enum MockProvider {
     /// A fixed 570-byte OpenAI chat.completion, the body every benchmark serves.
     static let chatCompletion: [UInt8] = Array(#"{"id":"chatcmpl-mock0001","object":"chat.completion","created":1721000000,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_mock01","choices":[{"index":0,"message":{"role":"assistant","content":"This is a fixed mock reply from the local benchmark upstream. It stands in for a real model answer so that only the proxy overhead is measured.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":57,"completion_tokens":31,"total_tokens":88,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}"#.utf8)
 
+    static let lastRequest = LockedBox<[(String, String)]>([])
+    static let transfersStarted = LockedBox(0)
+    static let transfersFinished = LockedBox(0)
+
     static func router() -> Router {
         var r = Router()
-        r.add(.POST, "/v1/chat/completions") { _, response in
-            response.respond(status: 200, headers: ["content-type": "application/json"], body: chatCompletion)
+        r.add(.POST, "/v1/chat/completions") { req, res in await chat(req, res) }
+        r.addPrefix(.POST, "/openai/deployments/") { req, res in await chat(req, res) }
+        r.add(.POST, "/v1/embeddings") { req, res in
+            remember(req)
+            res.respond(status: 200, headers: ["content-type": "application/json"], body: Array(#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":5,"total_tokens":5}}"#.utf8))
         }
-        r.add(.GET, "/v1/models") { _, response in
-            response.respond(status: 200, headers: ["content-type": "application/json"],
-                             body: Array(#"{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1721000000,"owned_by":"mock"}]}"#.utf8))
+        r.add(.GET, "/v1/models") { req, res in
+            remember(req)
+            res.respond(status: 200, headers: ["content-type": "application/json"],
+                        body: Array(#"{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1721000000,"owned_by":"mock"}]}"#.utf8))
         }
-        r.add(.GET, "/healthz") { _, response in
-            response.respond(status: 200, headers: ["content-type": "application/json"], body: Array(#"{"status":"ok"}"#.utf8))
+        r.add(.POST, "/v1/messages") { req, res in await messages(req, res) }
+        r.add(.GET, "/mock/last-request") { _, res in
+            let fields = lastRequest.withLock { $0 }
+            let json = "{" + fields.map { "\"\(jsonEscapeMock($0.0))\":\"\(jsonEscapeMock($0.1))\"" }.joined(separator: ",") + "}"
+            res.respond(status: 200, headers: ["content-type": "application/json"], body: Array(json.utf8))
+        }
+        r.add(.GET, "/mock/stats") { _, res in
+            let s = transfersStarted.withLock { $0 }, f = transfersFinished.withLock { $0 }
+            res.respond(status: 200, headers: ["content-type": "application/json"], body: Array("{\"started\":\(s),\"finished\":\(f)}".utf8))
+        }
+        r.add(.GET, "/healthz") { _, res in
+            res.respond(status: 200, headers: ["content-type": "application/json"], body: Array(#"{"status":"ok"}"#.utf8))
         }
         return r
     }
+
+    static func remember(_ req: HTTPRequest) {
+        var fields = req.headers.fields.map { ($0.name, $0.value) }
+        fields.append((":path", req.target))
+        fields.append((":body", String(decoding: req.body, as: UTF8.self)))
+        lastRequest.withLock { $0 = fields }
+    }
+
+    static func faults(_ req: HTTPRequest, _ res: HTTPResponseWriter) async -> Bool {
+        if let d = req.headers["x-mock-delay-ms"].flatMap(Int.init) { try? await Task.sleep(for: .milliseconds(d)) }
+        if let s = req.headers["x-mock-status"].flatMap(Int.init) {
+            res.respond(status: s, headers: ["content-type": "application/json", "x-mock-error": "yes"],
+                        body: Array(#"{"error":{"message":"mock upstream failure","type":"server_error","param":null,"code":"mock"}}"#.utf8))
+            return true
+        }
+        return false
+    }
+
+    static func chat(_ req: HTTPRequest, _ res: HTTPResponseWriter) async {
+        remember(req)
+        if await faults(req, res) { return }
+        let body = String(decoding: req.body, as: UTF8.self)
+        guard body.contains("\"stream\":true") || body.contains("\"stream\": true") else {
+            res.respond(status: 200, headers: ["content-type": "application/json"], body: chatCompletion)
+            return
+        }
+        let includeUsage = body.contains("\"include_usage\":true") || body.contains("\"include_usage\": true")
+        let delay = req.headers["x-mock-chunk-delay-ms"].flatMap(Int.init) ?? 0
+        let dropAfter = req.headers["x-mock-drop-after"].flatMap(Int.init)
+        let chunks = req.headers["x-mock-chunks"].flatMap(Int.init) ?? 5
+        transfersStarted.withLock { $0 += 1 }
+        res.writeHead(status: 200, headers: ["content-type": "text/event-stream", "cache-control": "no-cache"])
+        for i in 0..<chunks {
+            if let d = dropAfter, i == d { res.abort(); return }
+            let piece = #"{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1721000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"tok\#(i) "},"finish_reason":null}]"# + (includeUsage ? #","usage":null}"# : "}")
+            do { try await res.write(Array("data: \(piece)\n\n".utf8)) } catch { return }
+            if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
+        }
+        let last = #"{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1721000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]"# + (includeUsage ? #","usage":null}"# : "}")
+        try? await res.write(Array("data: \(last)\n\n".utf8))
+        if includeUsage {
+            try? await res.write(Array("data: {\"id\":\"chatcmpl-s\",\"object\":\"chat.completion.chunk\",\"created\":1721000000,\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":\(chunks),\"total_tokens\":\(12 + chunks)}}\n\n".utf8))
+        }
+        try? await res.write(Array("data: [DONE]\n\n".utf8))
+        res.end()
+        transfersFinished.withLock { $0 += 1 }
+    }
+
+    static func messages(_ req: HTTPRequest, _ res: HTTPResponseWriter) async {
+        remember(req)
+        if await faults(req, res) { return }
+        let body = String(decoding: req.body, as: UTF8.self)
+        guard body.contains("\"stream\":true") || body.contains("\"stream\": true") else {
+            res.respond(status: 200, headers: ["content-type": "application/json"], body: Array(#"{"id":"msg_mock","type":"message","role":"assistant","model":"claude-3-5-haiku-latest","content":[{"type":"text","text":"Hello from the mock."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":21,"output_tokens":7}}"#.utf8))
+            return
+        }
+        res.writeHead(status: 200, headers: ["content-type": "text/event-stream"])
+        let events = [
+            ("message_start", #"{"type":"message_start","message":{"id":"msg_mock","type":"message","role":"assistant","model":"claude-3-5-haiku-latest","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":21,"output_tokens":1}}}"#),
+            ("content_block_start", #"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+            ("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#),
+            ("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" there"}}"#),
+            ("content_block_stop", #"{"type":"content_block_stop","index":0}"#),
+            ("message_delta", #"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":9}}"#),
+            ("message_stop", #"{"type":"message_stop"}"#),
+        ]
+        for (name, data) in events {
+            do { try await res.write(Array("event: \(name)\ndata: \(data)\n\n".utf8)) } catch { return }
+        }
+        res.end()
+    }
+}
+
+func jsonEscapeMock(_ s: String) -> String {
+    var out = ""
+    for ch in s.unicodeScalars {
+        switch ch {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        default: if ch.value >= 0x20 { out.unicodeScalars.append(ch) }
+        }
+    }
+    return out
 }

@@ -20,6 +20,10 @@ enum ServeCommand {
             OptionSpec("body-timeout", value: "duration", env: "LLM_PROXY_BODY_TIMEOUT", default: "30s", help: "Longest pause allowed while sending a request body (408 after)."),
             OptionSpec("idle-timeout", value: "duration", env: "LLM_PROXY_IDLE_TIMEOUT", default: "75s", help: "How long an idle keep-alive connection is kept."),
             OptionSpec("shutdown-grace", value: "duration", env: "LLM_PROXY_SHUTDOWN_GRACE", default: "30s", help: "How long in-flight requests may run after SIGTERM."),
+            OptionSpec("node-id", value: "id", env: "LLM_PROXY_NODE_ID", help: "This node's name in usage records (default: host name and pid)."),
+            OptionSpec("upstream-connect-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_CONNECT_TIMEOUT", default: "10s", help: "Connecting to a provider (502 after)."),
+            OptionSpec("upstream-first-byte-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT", default: "120s", help: "Waiting for a provider's response head (504 after)."),
+            OptionSpec("upstream-idle-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_IDLE_TIMEOUT", default: "120s", help: "Silence allowed mid-response (the stream is cut after)."),
             OptionSpec("log-level", value: "level", env: "LLM_PROXY_LOG_LEVEL", default: "info", help: "debug, info, warning or error."),
         ],
         run: { try await run($0) }
@@ -64,6 +68,19 @@ enum ServeCommand {
         let serverBox = Mutex<HTTPServer?>(nil)
         var router = Router()
         HealthRoutes.install(into: &router) { serverBox.withLock { $0 } }
+
+        var timeouts = UpstreamTimeouts()
+        timeouts.connect = Int(try p.duration("upstream-connect-timeout")! / 1_000_000)
+        timeouts.firstByte = Int(try p.duration("upstream-first-byte-timeout")! / 1_000_000)
+        timeouts.idle = Int(try p.duration("upstream-idle-timeout")! / 1_000_000)
+        let keys = KeyCache(store: store, box: opened.box)
+        let usage = UsageWriter(store: store, log: log)
+        usage.start()
+        let nodeID = p.string("node-id") ?? defaultNodeID()
+        let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts), usage: usage, log: log, nodeID: nodeID)
+        router.addPrefix(nil, "/v1/") { request, response in await proxy.handle(request, response) }
+        let watcher = RevisionWatcher(store: store, keys: keys, log: log)
+        watcher.start()
         let server = HTTPServer(group: group, configuration: config, handler: router)
         serverBox.withLock { $0 = server }
         do {
@@ -81,6 +98,8 @@ enum ServeCommand {
         log.info("draining", [("signal", .string(Signals.name(signo))), ("open_connections", .int(server.openConnections)),
                               ("grace_ms", .int(Int(grace / 1_000_000)))])
         await server.shutdown(graceNanos: grace)
+        watcher.stop()
+        await usage.shutdown(deadlineNanos: 10_000_000_000)
         group.shutdown()
         await store.close()
         log.info("stopped")
@@ -110,4 +129,10 @@ public enum ServeSupport {
             }
         }
     }
+}
+
+func defaultNodeID() -> String {
+    var name = [CChar](repeating: 0, count: 256)
+    gethostname(&name, 255)
+    return String(cString: name) + "-" + String(getpid())
 }

@@ -30,6 +30,8 @@ final class HTTPConnection: EventHandler {
     private var drainWaiter: CheckedContinuation<Void, any Error>?
     private(set) var draining = false
     var onClose: [() -> Void] = []
+    /// One-shot callbacks for when queued output has gone out (callback-style backpressure).
+    var onDrained: [() -> Void] = []
 
     static let highWater = 64 * 1024
     static let lowWater = 16 * 1024
@@ -228,6 +230,11 @@ final class HTTPConnection: EventHandler {
             drainWaiter = nil
             waiter.resume()
         }
+        if !onDrained.isEmpty {
+            let callbacks = onDrained
+            onDrained = []
+            for cb in callbacks { cb() }
+        }
         if state == .closing { finishClosing() }
     }
 
@@ -247,6 +254,9 @@ final class HTTPConnection: EventHandler {
     /// The handler finished its response.
     func responseComplete(keepAlive: Bool) {
         writer = nil
+        // Disconnect and drain callbacks belong to the response that just ended.
+        onClose = []
+        onDrained = []
         server.requestsFinished &+= 1
         guard state == .handling else { return }
         if keepAlive && !draining && !server.isDraining {
@@ -313,6 +323,7 @@ final class HTTPConnection: EventHandler {
             drainWaiter = nil
             waiter.resume(throwing: HTTPWriteError.connectionClosed)
         }
+        onDrained = []
         let callbacks = onClose
         onClose = []
         for cb in callbacks { cb() }

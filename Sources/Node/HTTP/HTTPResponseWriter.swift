@@ -80,9 +80,19 @@ public final class HTTPResponseWriter: @unchecked Sendable {
     /// Writes a piece of a streamed body; suspends while the client is behind.
     public func write(_ bytes: [UInt8]) async throws(HTTPWriteError) {
         connection.loop.assertInLoop()
-        guard case .streaming(let chunked) = state else { throw .invalidState("write without writeHead, or after end") }
+        guard case .streaming = state else { throw .invalidState("write without writeHead, or after end") }
         if isClosed { throw .connectionClosed }
-        if bytes.isEmpty || isHead { return }
+        writeNow(bytes)
+        try await connection.waitForWritable()
+    }
+
+    /// True while more than the high-water mark of output waits for a slow client: stop producing.
+    public var isBackedUp: Bool { connection.pendingOutput > HTTPConnection.highWater }
+
+    /// Queues a piece of a streamed body without waiting; pair with `isBackedUp` and `whenDrained`.
+    public func writeNow(_ bytes: [UInt8]) {
+        connection.loop.assertInLoop()
+        guard case .streaming(let chunked) = state, !isClosed, !bytes.isEmpty, !isHead else { return }
         bytesWritten += bytes.count
         if chunked {
             var framed = Array(String(bytes.count, radix: 16).utf8)
@@ -94,7 +104,14 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         } else {
             connection.enqueue(bytes)
         }
-        try await connection.waitForWritable()
+    }
+
+    /// Calls `callback` once the queued output has been written (at once if nothing is queued).
+    public func whenDrained(_ callback: @escaping () -> Void) {
+        connection.loop.assertInLoop()
+        if isClosed { return }
+        if connection.pendingOutput == 0 { callback(); return }
+        connection.onDrained.append(callback)
     }
 
     /// Ends a streamed response.

@@ -88,6 +88,12 @@ public final class EventLoop: @unchecked Sendable {
         if inEventLoop { work() } else { submit(.closure(work)) }
     }
 
+    /// Runs `work` later in this loop iteration. Loop thread only, so `work` need not be `Sendable`.
+    public func enqueueLocal(_ work: @escaping () -> Void) {
+        assertInLoop()
+        local.append(.closure(work))
+    }
+
     private func submit(_ work: Work) {
         if inEventLoop {
             local.append(work)

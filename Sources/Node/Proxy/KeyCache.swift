@@ -1,0 +1,91 @@
+import Storage
+
+/// A virtual key resolved for the proxy: the key's record, its connection and the decrypted provider key.
+struct ResolvedKey: Sendable {
+    var key: VirtualKeyRecord
+    var connection: ConnectionRecord
+    var providerKey: String
+}
+
+/// Key hash → resolved key, in memory. Unknown hashes are remembered briefly in a bounded map so random
+/// keys cannot flood the store. Everything is dropped when the store's revision moves.
+///
+/// `@unchecked Sendable`: all state is behind `state`'s lock.
+final class KeyCache: @unchecked Sendable {
+    struct State {
+        var known: [String: ResolvedKey] = [:]
+        var unknown: [String: UInt64] = [:]
+        var revision: Int64 = -1
+    }
+
+    enum Lookup {
+        case hit(ResolvedKey)
+        case unknown
+        case miss
+    }
+
+    private let state = LockedBox(State())
+    let store: any Store
+    let box: SecretBox
+    static let unknownTTLNanos: UInt64 = 5_000_000_000
+    static let maxUnknown = 10_000
+    static let maxKnown = 100_000
+
+    init(store: any Store, box: SecretBox) {
+        self.store = store
+        self.box = box
+    }
+
+    func lookup(_ hash: String) -> Lookup {
+        let now = monotonicNanos()
+        return state.withLock { s in
+            if let r = s.known[hash] { return .hit(r) }
+            if let until = s.unknown[hash] {
+                if until > now { return .unknown }
+                s.unknown[hash] = nil
+            }
+            return .miss
+        }
+    }
+
+    /// The key for `hash`, from memory or the store; nil if no such key exists.
+    func resolve(_ hash: String) async throws -> ResolvedKey? {
+        switch lookup(hash) {
+        case .hit(let r): return r
+        case .unknown: return nil
+        case .miss: break
+        }
+        let revisionBefore = state.withLock { $0.revision }
+        guard let key = try await store.virtualKey(hash: hash) else {
+            state.withLock { s in
+                if s.unknown.count >= Self.maxUnknown { s.unknown.removeAll(keepingCapacity: true) }
+                s.unknown[hash] = monotonicNanos() &+ Self.unknownTTLNanos
+            }
+            return nil
+        }
+        guard let connection = try await store.connection(id: key.connectionID) else { return nil }
+        let secret = try box.openString(connection.encryptedAPIKey, context: connection.id)
+        let resolved = ResolvedKey(key: key, connection: connection, providerKey: secret)
+        state.withLock { s in
+            // A revision change while we were reading may have made this stale: do not cache it then.
+            guard s.revision == revisionBefore else { return }
+            if s.known.count >= Self.maxKnown { s.known.removeAll(keepingCapacity: true) }
+            s.known[hash] = resolved
+        }
+        return resolved
+    }
+
+    /// Drops everything if `revision` differs from the one the cache was filled under.
+    @discardableResult
+    func observe(revision: Int64) -> Bool {
+        state.withLock { s in
+            guard s.revision != revision else { return false }
+            s.revision = revision
+            s.known.removeAll(keepingCapacity: true)
+            s.unknown.removeAll(keepingCapacity: true)
+            return true
+        }
+    }
+
+    var count: Int { state.withLock { $0.known.count } }
+}

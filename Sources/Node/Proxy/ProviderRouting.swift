@@ -1,0 +1,83 @@
+import Storage
+
+/// How a client request maps onto a connection's provider: URL and credentials.
+enum ProviderRouting {
+    /// Client `/v1/<rest>?<query>` → `<endpoint>/<rest>?<query>`; Azure adds `deployments/<model>/` and
+    /// its `api-version`.
+    static func upstreamURL(_ c: ConnectionRecord, rest: Substring, query: Substring?, model: String?) throws(ProxyError) -> String {
+        switch c.provider {
+        case .openai, .anthropic:
+            return c.endpoint + rest + (query.map { "?" + $0 } ?? "")
+        case .azure:
+            var url = c.endpoint
+            if !rest.hasPrefix("/deployments/") && rest != "/models" {
+                guard let model, !model.isEmpty else {
+                    throw ProxyError(status: 400, type: "invalid_request_error", code: "model_required",
+                                     message: "Azure connections need \"model\" (the deployment name) in the request body")
+                }
+                url += "/deployments/" + percentEncodePathSegment(model)
+            }
+            url += rest
+            var params: [String] = query.map { [String($0)] } ?? []
+            if let v = c.options["api-version"], !(query?.contains("api-version=") ?? false) { params.append("api-version=" + v) }
+            return url + (params.isEmpty ? "" : "?" + params.joined(separator: "&"))
+        }
+    }
+
+    /// The provider's own authentication header.
+    static func authHeader(_ c: ConnectionRecord, secret: String) -> (String, String) {
+        switch c.provider {
+        case .openai: ("authorization", "Bearer " + secret)
+        case .anthropic: ("x-api-key", secret)
+        case .azure: ("api-key", secret)
+        }
+    }
+
+    static func percentEncodePathSegment(_ s: String) -> String {
+        var out = ""
+        for b in s.utf8 {
+            if (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x2E || b == 0x5F || b == 0x7E {
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            } else {
+                let hex = String(b, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return out
+    }
+
+    /// Request headers that must not travel to the provider: hop-by-hop, framing, the client's key.
+    static let droppedRequestHeaders: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+        "host", "content-length", "expect", "authorization", "x-api-key", "api-key", "accept-encoding",
+    ]
+
+    /// Response headers the proxy sets itself or that describe the upstream hop only.
+    static let droppedResponseHeaders: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date",
+    ]
+}
+
+/// An error the proxy answers itself, in the API's own shape.
+struct ProxyError: Error {
+    var status: Int
+    var type: String
+    var code: String?
+    var message: String
+
+    func body(anthropic: Bool) -> [UInt8] {
+        if anthropic {
+            let t: String = switch status {
+            case 401: "authentication_error"
+            case 403: "permission_error"
+            case 404: "not_found_error"
+            case 429: "rate_limit_error"
+            case 502, 503: "api_error"
+            case 504: "timeout_error"
+            default: status >= 500 ? "api_error" : "invalid_request_error"
+            }
+            return APIErrorBody.anthropic(message: message, type: t)
+        }
+        return APIErrorBody.openAI(message: message, type: type, code: code)
+    }
+}

@@ -1,0 +1,266 @@
+import Storage
+
+/// Everything under `/v1/`: authenticate the virtual key, forward to its connection's provider with the
+/// real key, relay the answer as it arrives, and account the tokens.
+struct ProxyHandler: Sendable {
+    let keys: KeyCache
+    let upstreams: UpstreamPool
+    let usage: UsageWriter
+    let log: Logger
+    let nodeID: String
+
+    func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) async {
+        let started = monotonicNanos()
+        let startedAt = nowMillis()
+        let path = request.path
+        let anthropicShape = path.hasPrefix("/v1/messages") || path.hasPrefix("/v1/complete")
+        let requestID = request.headers["x-request-id"].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? Identifiers.requestID()
+
+        func fail(_ e: ProxyError) {
+            response.respond(status: e.status, headers: ["content-type": "application/json", "x-request-id": requestID],
+                             body: e.body(anthropic: anthropicShape))
+        }
+
+        // Authenticate.
+        guard let secret = Self.clientKey(request.headers) else {
+            fail(ProxyError(status: 401, type: "invalid_request_error", code: "invalid_api_key",
+                            message: "missing API key: send a virtual key as Authorization: Bearer, x-api-key or api-key"))
+            return
+        }
+        let resolved: ResolvedKey?
+        do {
+            resolved = try await keys.resolve(Crypto.sha256Hex(secret))
+        } catch {
+            log.error("key lookup failed", [("request_id", .string(requestID)), ("error", .string("\(error)"))])
+            fail(ProxyError(status: 503, type: "server_error", code: "store_unavailable",
+                            message: "the key store is unavailable; retry shortly"))
+            return
+        }
+        guard let rk = resolved else {
+            fail(ProxyError(status: 401, type: "invalid_request_error", code: "invalid_api_key", message: "invalid API key"))
+            return
+        }
+        if rk.key.disabled {
+            fail(ProxyError(status: 401, type: "invalid_request_error", code: "key_disabled", message: "this API key is disabled"))
+            return
+        }
+        if let exp = rk.key.expiresAt, exp <= startedAt {
+            fail(ProxyError(status: 401, type: "invalid_request_error", code: "key_expired", message: "this API key has expired"))
+            return
+        }
+
+        // Inspect only what is needed.
+        var body = request.body
+        var facts = RequestFacts()
+        if !body.isEmpty, let f = RequestInspector.inspect(body) { facts = f }
+        facts.estimatedPromptTokens = Int64(body.count / 4)
+        if !rk.key.allowedModels.isEmpty, request.method == .POST {
+            guard let model = facts.model, rk.key.allowedModels.contains(model) else {
+                fail(ProxyError(status: 403, type: "invalid_request_error", code: "model_not_allowed",
+                                message: "model \"\(facts.model ?? "(none)")\" is not allowed for this key; allowed: \(rk.key.allowedModels.joined(separator: ", "))"))
+                return
+            }
+        }
+        // OpenAI-style streams report usage only when asked: ask, and hide the extra chunk from the client.
+        var hideUsageChunk = false
+        if facts.stream, !facts.hasStreamOptions, rk.connection.provider != .anthropic, let injected = RequestInspector.addingIncludeUsage(body) {
+            body = injected
+            hideUsageChunk = true
+        }
+
+        // Build the upstream call.
+        let rest = path.dropFirst(3)  // "/v1/chat/completions" → "/chat/completions"
+        let url: String
+        do {
+            url = try ProviderRouting.upstreamURL(rk.connection, rest: rest, query: request.query, model: facts.model)
+        } catch {
+            fail(error)
+            return
+        }
+        var headers: [(String, String)] = []
+        for (name, value) in request.headers where !ProviderRouting.droppedRequestHeaders.contains(name) {
+            if name == "x-request-id" { continue }
+            headers.append((name, value))
+        }
+        headers.append(ProviderRouting.authHeader(rk.connection, secret: rk.providerKey))
+        headers.append(("x-request-id", requestID))
+        if rk.connection.provider == .anthropic, request.headers["anthropic-version"] == nil {
+            headers.append(("anthropic-version", "2023-06-01"))
+        }
+
+        let loop = response.loop
+        let multi = upstreams.multi(for: loop)
+        let transfer = UpstreamTransfer(multi: multi, method: request.method, url: url, headers: headers, body: body, timeouts: upstreams.timeouts)
+        let relay = Relay(response: response, transfer: transfer, hideUsageChunk: hideUsageChunk, requestID: requestID,
+                          anthropic: anthropicShape, started: started)
+        let outcome = await relay.run()
+
+        // Account.
+        var tokens = relay.tokens
+        var estimated = false
+        if !tokens.reported {
+            estimated = true
+            tokens.prompt = facts.estimatedPromptTokens
+            tokens.completion = Int64(relay.bodyBytes / 4)
+        }
+        if outcome != .cancelledBeforeHead || relay.bodyBytes > 0 {
+            usage.record(UsageRecord(id: Identifiers.make("u"), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
+                                     model: facts.model ?? "", promptTokens: tokens.prompt, completionTokens: tokens.completion,
+                                     estimated: estimated, statusCode: relay.status, latencyMillis: Int64((monotonicNanos() - started) / 1_000_000),
+                                     stream: facts.stream, startedAt: startedAt, endedAt: nowMillis(), nodeID: nodeID))
+        }
+    }
+
+    /// The virtual key from `Authorization: Bearer`, `x-api-key` or `api-key`.
+    static func clientKey(_ h: HTTPHeaders) -> String? {
+        if let auth = h["authorization"] {
+            let parts = auth.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].asciiCaseInsensitiveEquals("bearer") {
+                let k = parts[1].trimmingOWS()
+                if !k.isEmpty { return String(k) }
+            }
+        }
+        if let k = h["x-api-key"], !k.isEmpty { return k }
+        if let k = h["api-key"], !k.isEmpty { return k }
+        return nil
+    }
+}
+
+/// Moves one upstream response to the client: head, then body pieces as they arrive, pausing the
+/// upstream while the client is behind, and reading usage on the way. Loop thread only.
+final class Relay: @unchecked Sendable {
+    enum Outcome: Equatable {
+        case completed
+        case upstreamFailedBeforeHead
+        case upstreamFailedMidBody
+        case cancelledBeforeHead
+        case cancelledMidBody
+    }
+
+    let response: HTTPResponseWriter
+    let transfer: UpstreamTransfer
+    let hideUsageChunk: Bool
+    let requestID: String
+    let anthropic: Bool
+    let started: UInt64
+    var tokens = TokenUsage()
+    var bodyBytes = 0
+    var status = 0
+    private var sse: SSESplitter?
+    private var plainBody: [UInt8] = []
+    static let maxScannedBody = 4 << 20
+
+    init(response: HTTPResponseWriter, transfer: UpstreamTransfer, hideUsageChunk: Bool, requestID: String, anthropic: Bool, started: UInt64) {
+        self.response = response
+        self.transfer = transfer
+        self.hideUsageChunk = hideUsageChunk
+        self.requestID = requestID
+        self.anthropic = anthropic
+        self.started = started
+    }
+
+    func run() async -> Outcome {
+        await withCheckedContinuation { (done: CheckedContinuation<Outcome, Never>) in
+            transfer.onHead = { [self] head in
+                status = head.status
+                var h = HTTPHeaders()
+                let isSSE = (head.headers["content-type"] ?? "").hasPrefix("text/event-stream")
+                for (name, value) in head.headers where !ProviderRouting.droppedResponseHeaders.contains(name) {
+                    if name == "x-request-id" { continue }
+                    // The body keeps its length unless usage chunks are taken out of a stream.
+                    if name == "content-length" && (isSSE && hideUsageChunk) { continue }
+                    h.add(name, value)
+                }
+                h.add("x-request-id", requestID)
+                h.add("x-llm-proxy-overhead-ms", formatMillis(monotonicNanos() - started))
+                if isSSE { sse = SSESplitter() }
+                response.writeHead(status: head.status, headers: h)
+            }
+            transfer.onData = { [self] bytes in
+                if response.isBackedUp {
+                    response.whenDrained { [transfer] in transfer.resume() }
+                    return false
+                }
+                bodyBytes += bytes.count
+                if sse != nil {
+                    for event in sse!.feed(bytes) { forward(event: event) }
+                } else {
+                    if plainBody.count + bytes.count <= Self.maxScannedBody { plainBody.append(contentsOf: bytes) }
+                    response.writeNow(Array(bytes))
+                }
+                return true
+            }
+            transfer.onEnd = { [self] result in
+                switch result {
+                case .success:
+                    if sse != nil {
+                        let rest = sse!.flush()
+                        if !rest.isEmpty { response.writeNow(rest) }
+                    } else if !plainBody.isEmpty {
+                        plainBody.withUnsafeBytes { _ = tokens.absorb(jsonObject: $0) }
+                    }
+                    response.end()
+                    done.resume(returning: .completed)
+                case .failure(.cancelled):
+                    done.resume(returning: transfer.headWasDelivered ? .cancelledMidBody : .cancelledBeforeHead)
+                case .failure(let e):
+                    if transfer.headWasDelivered {
+                        response.abort()
+                        done.resume(returning: .upstreamFailedMidBody)
+                    } else {
+                        let isTimeout: Bool = if case .timeout = e { true } else { false }
+                        status = isTimeout ? 504 : 502
+                        let err = ProxyError(status: status, type: "server_error", code: isTimeout ? "upstream_timeout" : "upstream_unreachable",
+                                             message: e.message)
+                        response.respond(status: status, headers: ["content-type": "application/json", "x-request-id": requestID],
+                                         body: err.body(anthropic: anthropic))
+                        done.resume(returning: .upstreamFailedBeforeHead)
+                    }
+                }
+            }
+            response.onClientDisconnect { [transfer] in transfer.cancel() }
+            transfer.start()
+        }
+    }
+
+    private func forward(event: [UInt8]) {
+        var usageOnly = false
+        for payload in SSESplitter.dataPayloads(event) where payload.first == UInt8(ascii: "{") {
+            payload.withUnsafeBytes { usageOnly = tokens.absorb(jsonObject: $0) || usageOnly }
+        }
+        if hideUsageChunk {
+            if usageOnly { return }
+            // Asking for usage makes OpenAI add `"usage":null` to every chunk: take it out again.
+            response.writeNow(Self.removing(Self.nullUsage, from: event))
+            return
+        }
+        response.writeNow(event)
+    }
+
+    static let nullUsage = Array(#","usage":null"#.utf8)
+
+    static func removing(_ needle: [UInt8], from bytes: [UInt8]) -> [UInt8] {
+        guard bytes.count >= needle.count else { return bytes }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == needle[0], i + needle.count <= bytes.count, bytes[i..<(i + needle.count)].elementsEqual(needle) {
+                i += needle.count
+                continue
+            }
+            out.append(bytes[i])
+            i += 1
+        }
+        return out
+    }
+}
+
+func formatMillis(_ nanos: UInt64) -> String {
+    let tenths = nanos / 100_000
+    return "\(tenths / 10).\(tenths % 10)"
+}
+
+extension Identifiers {
+    static func requestID() -> String { "req_" + Crypto.hex(Crypto.randomBytes(12)) }
+}

@@ -1,0 +1,92 @@
+import Storage
+
+/// Queues usage records and writes them to the store in batches: every second, or sooner when a batch
+/// is full. A failed batch stays at the head of the queue and is retried with backoff, so accepted
+/// records survive a store outage; the queue holds at most `capacity` records (beyond that new records
+/// are counted as dropped). `shutdown` flushes what is left.
+///
+/// `@unchecked Sendable`: the queue is behind a lock; the flusher is one task.
+final class UsageWriter: @unchecked Sendable {
+    struct State {
+        var queue: [UsageRecord] = []
+        var dropped = 0
+        var written = 0
+        var failures = 0
+        var lastError: String?
+    }
+
+    private let state = LockedBox(State())
+    private let store: any Store
+    private let log: Logger
+    let capacity: Int
+    let batchSize: Int
+    private var flusher: Task<Void, Never>?
+
+    init(store: any Store, log: Logger, capacity: Int = 100_000, batchSize: Int = 500) {
+        self.store = store
+        self.log = log
+        self.capacity = capacity
+        self.batchSize = batchSize
+    }
+
+    func start() {
+        flusher = Task.detached { [self] in
+            var backoff: UInt64 = 1
+            while !Task.isCancelled {
+                let ok = await flushOnce()
+                backoff = ok ? 1 : min(backoff * 2, 30)
+                try? await Task.sleep(for: .seconds(Int(backoff)))
+            }
+        }
+    }
+
+    func record(_ r: UsageRecord) {
+        state.withLock { s in
+            if s.queue.count >= capacity { s.dropped += 1 } else { s.queue.append(r) }
+        }
+    }
+
+    var depth: Int { state.withLock { $0.queue.count } }
+    var dropped: Int { state.withLock { $0.dropped } }
+    var written: Int { state.withLock { $0.written } }
+
+    /// Writes everything queued, batch by batch; false if a batch failed (it stays queued).
+    @discardableResult
+    func flushOnce() async -> Bool {
+        while true {
+            let batch = state.withLock { Array($0.queue.prefix(batchSize)) }
+            if batch.isEmpty { return true }
+            do {
+                try await store.insertUsage(batch)
+                state.withLock { s in
+                    s.queue.removeFirst(min(batch.count, s.queue.count))
+                    s.written += batch.count
+                    s.failures = 0
+                }
+            } catch {
+                let first = state.withLock { s -> Bool in
+                    s.failures += 1
+                    s.lastError = "\(error)"
+                    return s.failures == 1
+                }
+                if first {
+                    log.warning("usage records not written yet; will retry", [("queued", .int(depth)), ("error", .string("\(error)"))])
+                }
+                return false
+            }
+        }
+    }
+
+    /// Stops the timer and writes what is queued, trying until `deadlineNanos`.
+    func shutdown(deadlineNanos: UInt64) async {
+        flusher?.cancel()
+        let deadline = monotonicNanos() &+ deadlineNanos
+        while depth > 0 && monotonicNanos() < deadline {
+            if await flushOnce() { break }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        if depth > 0 {
+            log.error("usage records could not be written before exit", [("lost", .int(depth))])
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import CCurl
+import Glibc
+
+/// Why an upstream call did not produce a response.
+enum UpstreamError: Error, Equatable {
+    /// Could not connect, TLS failed, connection dropped before a response: 502.
+    case unreachable(String)
+    /// No response (or no progress) in time: 504.
+    case timeout(String)
+    /// The client went away and the transfer was stopped.
+    case cancelled
+    case internalError(String)
+
+    var message: String {
+        switch self {
+        case .unreachable(let m), .timeout(let m), .internalError(let m): m
+        case .cancelled: "cancelled"
+        }
+    }
+}
+
+/// The response head from upstream.
+struct UpstreamHead: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+}
+
+/// Timeouts for one upstream call, in milliseconds.
+struct UpstreamTimeouts: Sendable {
+    var connect: Int = 10_000
+    /// Until the response head arrives.
+    var firstByte: Int = 120_000
+    /// Longest silence once the response is flowing.
+    var idle: Int = 120_000
+}
+
+/// One upstream HTTP call as a curl easy handle, delivering head, body pieces and the end on its loop.
+/// Body delivery returns `false` to pause (backpressure): curl then offers the same bytes again after
+/// `resume()`.
+final class UpstreamTransfer {
+    typealias Result = Swift.Result<Void, UpstreamError>
+
+    let easy: UnsafeMutableRawPointer
+    private unowned let multi: CurlMulti
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    private let body: [UInt8]
+    private var status = 0
+    private var headers = HTTPHeaders()
+    private var headDelivered = false
+    private var finished = false
+    private var firstByteTimer: UInt64?
+    private var paused = false
+
+    var onHead: (UpstreamHead) -> Void = { _ in }
+    /// Returns false to pause the transfer until `resume()`.
+    var onData: (UnsafeRawBufferPointer) -> Bool = { _ in true }
+    var onEnd: (Result) -> Void = { _ in }
+
+    init(multi: CurlMulti, method: HTTPMethod, url: String, headers: [(String, String)], body: [UInt8], timeouts: UpstreamTimeouts) {
+        self.multi = multi
+        self.body = body
+        easy = curl_easy_init()!
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        llmp_easy_setopt_string(easy, CURLOPT_URL, url)
+        llmp_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        llmp_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        llmp_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, timeouts.connect)
+        llmp_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
+        llmp_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, max(1, timeouts.idle / 1000))
+        llmp_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1)
+        llmp_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2)
+        llmp_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
+        llmp_easy_setopt_pointer(easy, CURLOPT_PRIVATE, me)
+        var list: UnsafeMutablePointer<curl_slist>?
+        for (name, value) in headers { list = curl_slist_append(list, "\(name): \(value)") }
+        list = curl_slist_append(list, "Expect:")  // no 100-continue round trip for large bodies
+        headerList = list
+        llmp_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list)
+        switch method {
+        case .GET: llmp_easy_setopt_long(easy, CURLOPT_HTTPGET, 1)
+        case .HEAD: llmp_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
+        default:
+            if method != .POST { llmp_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method.rawValue) }
+            llmp_easy_setopt_long(easy, CURLOPT_POST, 1)
+            self.body.withUnsafeBytes { p in
+                _ = llmp_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(p.count))
+                _ = llmp_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: p.baseAddress))
+            }
+        }
+        llmp_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, me)
+        llmp_easy_setopt_data_cb(easy, CURLOPT_HEADERFUNCTION) { ptr, size, count, userdata in
+            let t = Unmanaged<UpstreamTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+            t.headerLine(UnsafeRawBufferPointer(start: ptr, count: size * count))
+            return size * count
+        }
+        llmp_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
+        llmp_easy_setopt_data_cb(easy, CURLOPT_WRITEFUNCTION) { ptr, size, count, userdata in
+            let t = Unmanaged<UpstreamTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+            return t.data(UnsafeRawBufferPointer(start: ptr, count: size * count)) ? size * count : Int(llmp_write_pause())
+        }
+        firstByteTimer = multi.loop.schedule(afterNanos: UInt64(timeouts.firstByte) * 1_000_000) { [weak self] in
+            guard let self, !self.headDelivered else { return }
+            self.firstByteTimer = nil
+            self.multi.remove(self)
+            self.finish(.failure(.timeout("no response from upstream within \(timeouts.firstByte / 1000)s")))
+        }
+    }
+
+    deinit {
+        curl_easy_cleanup(easy)
+        curl_slist_free_all(headerList)
+    }
+
+    /// Starts the transfer; keeps itself alive until it ends.
+    func start() {
+        retainedSelf = self
+        multi.add(self)
+    }
+
+    private var retainedSelf: UpstreamTransfer?
+
+    func cancel() {
+        guard !finished else { return }
+        multi.remove(self)
+        finish(.failure(.cancelled))
+    }
+
+    func resume() {
+        guard paused, !finished else { return }
+        paused = false
+        curl_easy_pause(easy, CURLPAUSE_CONT)
+    }
+
+    // MARK: curl callbacks
+
+    private func headerLine(_ line: UnsafeRawBufferPointer) {
+        var end = line.count
+        while end > 0, line[end - 1] == 0x0A || line[end - 1] == 0x0D { end -= 1 }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: line[0..<end]), as: UTF8.self)
+        if text.hasPrefix("HTTP/") {
+            // A new status line (also after 1xx interim responses): start over.
+            let parts = text.split(separator: " ", maxSplits: 2)
+            status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            headers = HTTPHeaders()
+        } else if text.isEmpty {
+            if status >= 200 { deliverHead() }
+        } else if let colon = text.firstIndex(of: ":") {
+            headers.add(String(text[..<colon]).lowercased(), String(text[text.index(after: colon)...]).trimmingOWS().description)
+        }
+    }
+
+    private func deliverHead() {
+        guard !headDelivered else { return }
+        headDelivered = true
+        if let t = firstByteTimer {
+            multi.loop.cancelTimer(t)
+            firstByteTimer = nil
+        }
+        onHead(UpstreamHead(status: status, headers: headers))
+    }
+
+    private func data(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if !headDelivered { deliverHead() }
+        if finished { return true }
+        if onData(bytes) { return true }
+        paused = true
+        return false
+    }
+
+    func curlDone(_ code: CURLcode) {
+        if code == CURLE_OK {
+            if !headDelivered { deliverHead() }
+            finish(.success(()))
+            return
+        }
+        let message = String(cString: curl_easy_strerror(code))
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT: finish(.failure(.timeout("upstream timed out: \(message)")))
+        default: finish(.failure(.unreachable("upstream failed: \(message)")))
+        }
+    }
+
+    func finish(_ result: Result) {
+        guard !finished else { return }
+        finished = true
+        if let t = firstByteTimer {
+            multi.loop.cancelTimer(t)
+            firstByteTimer = nil
+        }
+        let end = onEnd
+        onEnd = { _ in }
+        onHead = { _ in }
+        onData = { _ in true }
+        end(result)
+        // Release after curl is done with us: curl may still be inside a callback of ours.
+        multi.loop.enqueueLocal { [self] in retainedSelf = nil }
+    }
+
+    var headWasDelivered: Bool { headDelivered }
+}
