@@ -1,3 +1,4 @@
+import Glibc
 import Node
 
 enum MockProviderCommand {
@@ -14,6 +15,7 @@ enum MockProviderCommand {
             let server = HTTPServer(group: group, configuration: HTTPServerConfiguration(listen: listen), handler: MockProvider.router())
             try server.start()
             print("mock-provider listening on \(listen.host):\(server.port)")
+            fflush(nil)
             let signo = await ServeSupport.waitForTermination(on: group.loops[0])
             _ = signo
             await server.shutdown(graceNanos: 1_000_000_000)

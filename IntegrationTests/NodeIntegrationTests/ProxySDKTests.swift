@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The official `openai` and `anthropic` Python SDKs through a real `llm-proxy serve` in front of the
+/// mock provider: what an app sees after changing only its base URL and key.
+@Suite struct ProxySDKTests {
+    @Test func openAIChatStreamEmbeddingsAndModels() throws {
+        let stack = try ProxyStack()
+        let chat = try stack.sdk("openai-chat")
+        #expect(chat["content"] as? String == "This is a fixed mock reply from the local benchmark upstream. It stands in for a real model answer so that only the proxy overhead is measured.")
+        #expect(chat["prompt_tokens"] as? Int == 57)
+
+        let stream = try stack.sdk("openai-stream")
+        #expect(stream["content"] as? String == "tok0 tok1 tok2 tok3 tok4 ")
+        // The proxy asked upstream for usage; the client, which did not, sees no trace of it.
+        #expect(stream["usage_chunks"] as? Int == 0)
+        #expect(stream["empty_choice_chunks"] as? Int == 0)
+
+        // A client that asks for usage gets it as usual.
+        let withUsage = try stack.sdk("openai-stream-usage")
+        #expect((withUsage["usage"] as? [[String: Any]])?.first?["completion_tokens"] as? Int == 5)
+
+        let emb = try stack.sdk("openai-embeddings")
+        #expect(emb["dims"] as? Int == 3)
+        let models = try stack.sdk("openai-models")
+        #expect(models["models"] as? [String] == ["gpt-4o-mini"])
+
+        // The provider got the real key and never the virtual one.
+        let seen = try stack.lastUpstreamRequest()
+        #expect(seen["authorization"] == "Bearer \(stack.providerKey)")
+        #expect(!seen.values.contains { $0.contains(stack.key) })
+
+        // Usage is recorded for every call (written within about a second).
+        Thread.sleep(forTimeInterval: 1.5)
+        let usage = try stack.usage()
+        let requests = usage.reduce(0) { $0 + ($1["requests"] as? Int ?? 0) }
+        #expect(requests == 5)
+        let chatRow = usage.first { $0["model"] as? String == "gpt-4o-mini" }
+        #expect((chatRow?["prompt_tokens"] as? Int ?? 0) >= 57 + 12 + 12)
+    }
+
+    @Test func anthropicMessagesAndStream() throws {
+        let stack = try ProxyStack(provider: "anthropic")
+        let msg = try stack.sdk("anthropic-messages")
+        #expect(msg["text"] as? String == "Hello from the mock.")
+        #expect(msg["input_tokens"] as? Int == 21)
+        let stream = try stack.sdk("anthropic-stream")
+        #expect(stream["text"] as? String == "Hello there")
+        #expect(stream["output_tokens"] as? Int == 9)
+        let seen = try stack.lastUpstreamRequest()
+        #expect(seen["x-api-key"] == stack.providerKey)
+        #expect(seen["authorization"] == nil)
+        #expect(seen["anthropic-version"] != nil)
+        Thread.sleep(forTimeInterval: 1.5)
+        let usage = try stack.usage()
+        #expect(usage.reduce(0) { $0 + ($1["requests"] as? Int ?? 0) } == 2)
+        #expect(usage.reduce(0) { $0 + ($1["completion_tokens"] as? Int ?? 0) } == 7 + 9)
+    }
+
+    @Test func unknownKeysGet401InEachAPIsShape() throws {
+        let stack = try ProxyStack()
+        let o = try stack.sdk("openai-error", key: "sk-llmp-not-a-real-key")
+        #expect(o["error"] as? String == "AuthenticationError")
+        #expect(o["status"] as? Int == 401)
+        #expect(((o["body"] as? [String: Any])?["code"] as? String) == "invalid_api_key")
+        let a = try stack.sdk("anthropic-error", key: "sk-llmp-not-a-real-key")
+        #expect(a["error"] as? String == "AuthenticationError")
+        #expect(((a["body"] as? [String: Any])?["error"] as? [String: Any])?["type"] as? String == "authentication_error")
+    }
+
+    @Test func modelOutsideTheAllowedListIs403() throws {
+        let stack = try ProxyStack(keyArgs: ["--models", "gpt-4o"])
+        let r = try stack.sdk("openai-error", environment: ["MODEL": "gpt-4o-mini"])
+        #expect(r["error"] as? String == "PermissionDeniedError")
+        #expect(r["status"] as? Int == 403)
+    }
+
+    @Test func upstreamErrorsPassThroughAndTimeoutsAre504() throws {
+        let stack = try ProxyStack(serveArgs: ["--upstream-first-byte-timeout", "500ms"])
+        let e500 = try stack.sdk("openai-error", environment: ["HEADERS": #"{"x-mock-status": "500"}"#])
+        #expect(e500["status"] as? Int == 500)
+        #expect(((e500["body"] as? [String: Any])?["code"] as? String) == "mock")  // the provider's body, untouched
+        #expect((e500["request_id"] as? String)?.hasPrefix("req_") == true)
+        let e429 = try stack.sdk("openai-error", environment: ["HEADERS": #"{"x-mock-status": "429"}"#])
+        #expect(e429["error"] as? String == "RateLimitError")
+        let slow = try stack.sdk("openai-error", environment: ["HEADERS": #"{"x-mock-delay-ms": "3000"}"#])
+        #expect(slow["status"] as? Int == 504)
+        #expect(((slow["body"] as? [String: Any])?["code"] as? String) == "upstream_timeout")
+    }
+
+    @Test func unreachableUpstreamIs502() throws {
+        let stack = try ProxyStack()
+        stack.mock.stop()
+        let r = try stack.sdk("openai-error")
+        #expect(r["status"] as? Int == 502)
+        #expect(((r["body"] as? [String: Any])?["code"] as? String) == "upstream_unreachable")
+    }
+
+    @Test func firstStreamedChunkArrivesBeforeTheUpstreamFinishes() throws {
+        let stack = try ProxyStack()
+        let r = try stack.sdk("openai-stream", environment: ["CHUNK_DELAY": "250"])
+        let first = r["first_chunk_s"] as? Double ?? 99
+        let total = r["total_s"] as? Double ?? 0
+        #expect(total >= 1.2)
+        #expect(first < 0.6, "first chunk after \(first)s of \(total)s")
+    }
+
+    @Test func clientDisconnectMidStreamCancelsTheUpstream() throws {
+        let stack = try ProxyStack()
+        let r = try stack.sdk("disconnect-mid-stream")
+        #expect(r["received"] as? Int == 2)
+        Thread.sleep(forTimeInterval: 1.0)
+        let stats = try stack.mockStats()
+        #expect(stats["started"] == 1)
+        #expect(stats["finished"] == 0, "the upstream stream ran to its end: \(stats)")
+        // The aborted request is still accounted.
+        Thread.sleep(forTimeInterval: 1.0)
+        #expect(try stack.usage().reduce(0) { $0 + ($1["requests"] as? Int ?? 0) } == 1)
+    }
+
+    @Test func droppedUpstreamStreamTruncatesTheClientStream() throws {
+        let stack = try ProxyStack()
+        let c = try RawHTTPClient(port: stack.port)
+        let body = #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#
+        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nx-mock-drop-after: 2\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let raw = String(decoding: try c.readAll(), as: UTF8.self)
+        #expect(raw.hasPrefix("HTTP/1.1 200"))
+        #expect(raw.contains("tok1"))
+        #expect(!raw.contains("[DONE]"))
+        #expect(!raw.hasSuffix("0\r\n\r\n"))  // no clean end of the chunked body: the client knows it was cut
+    }
+}
