@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "mock-provider", targets: ["MockProvider"]),
         .executable(name: "http-parser-fuzzer", targets: ["HTTPParserFuzzer"]),
         .executable(name: "store-bench", targets: ["StoreBench"]),
+        .executable(name: "proxy-parsers-fuzzer", targets: ["ProxyParsersFuzzer"]),
     ],
     targets: [
         // C modules: headers only, one folder each.
@@ -35,6 +36,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Node", "Storage"], path: "Tests/TestSupport"),
         .executableTarget(name: "MockProvider", dependencies: ["Node"], path: "Tests/MockProvider"),
         .executableTarget(name: "StoreBench", dependencies: ["Storage", "TestSupport"], path: "Tests/StoreBench"),
+        .executableTarget(name: "ProxyParsersFuzzer", dependencies: ["Node"], path: "Tests/Fuzz/ProxyParsersFuzzer"),
         .executableTarget(name: "HTTPParserFuzzer", dependencies: ["Node"], path: "Tests/Fuzz/HTTPParserFuzzer"),
 
         // Tests mirror the module they prove.

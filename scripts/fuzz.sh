@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
-targets=(http-parser)
+targets=(http-parser proxy-parsers)
 mkdir -p fuzz-artifacts
 for t in "${targets[@]}"; do
   product="$t-fuzzer"

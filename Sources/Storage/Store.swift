@@ -19,7 +19,7 @@ public protocol Store: Sendable {
     func deleteConnection(id: String, force: Bool, actor: AuditActor) async throws
     /// Replaces every connection's sealed key and the master-key verifier setting in one transaction
     /// (master-key rotation). Nothing is written if any `reseal` throws.
-    func resealConnections(_ reseal: @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], verifier: String,
+    func resealConnections(_ reseal: @escaping @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], verifier: String,
                            actor: AuditActor) async throws -> Int
 
     // MARK: Virtual keys

@@ -1,7 +1,7 @@
 /// A purpose-built scanner for the few JSON fields the proxy needs, over raw bytes: it walks one object's
 /// top-level members and skips every other value without building it. Malformed input gives nil, never
 /// a crash (it is fuzzed).
-struct JSONScanner {
+public struct JSONScanner {
     private let bytes: UnsafeRawBufferPointer
     private var i = 0
     static let maxDepth = 256
@@ -10,7 +10,7 @@ struct JSONScanner {
 
     /// Calls `visit` with each top-level key (raw, without quotes; escapes left as sent) and the byte
     /// range of its value. Returns false if `bytes` is not one well-formed JSON object.
-    static func members(of bytes: UnsafeRawBufferPointer, _ visit: (UnsafeRawBufferPointer, Range<Int>) -> Void) -> Bool {
+    public static func members(of bytes: UnsafeRawBufferPointer, _ visit: (UnsafeRawBufferPointer, Range<Int>) -> Void) -> Bool {
         var s = JSONScanner(bytes)
         s.skipSpace()
         guard s.peek == UInt8(ascii: "{") else { return false }

@@ -1,17 +1,17 @@
 /// What the proxy reads from a request body: only these fields, never the prompt itself.
-struct RequestFacts: Sendable, Equatable {
-    var model: String?
-    var stream = false
-    var maxTokens: Int64?
-    var hasStreamOptions = false
-    var includeUsage: Bool?
+public struct RequestFacts: Sendable, Equatable {
+    public var model: String?
+    public var stream = false
+    public var maxTokens: Int64?
+    public var hasStreamOptions = false
+    public var includeUsage: Bool?
     /// Rough prompt size in tokens (bytes / 4), for estimates.
-    var estimatedPromptTokens: Int64 = 0
+    public var estimatedPromptTokens: Int64 = 0
 }
 
-enum RequestInspector {
+public enum RequestInspector {
     /// Facts from a JSON request body; nil if the body is not a JSON object (the provider will say why).
-    static func inspect(_ body: [UInt8]) -> RequestFacts? {
+    public static func inspect(_ body: [UInt8]) -> RequestFacts? {
         var facts = RequestFacts()
         facts.estimatedPromptTokens = Int64(body.count / 4)
         let ok = body.withUnsafeBytes { all in
@@ -39,7 +39,7 @@ enum RequestInspector {
 
     /// The body with `"stream_options":{"include_usage":true}` added as the first member: the only change
     /// the proxy ever makes to a body, and only for OpenAI-style streams that did not ask for usage.
-    static func addingIncludeUsage(_ body: [UInt8]) -> [UInt8]? {
+    public static func addingIncludeUsage(_ body: [UInt8]) -> [UInt8]? {
         guard let brace = body.firstIndex(of: UInt8(ascii: "{")) else { return nil }
         var out = [UInt8]()
         out.reserveCapacity(body.count + 40)
@@ -56,10 +56,12 @@ enum RequestInspector {
 }
 
 /// Tokens a response reported.
-struct TokenUsage: Sendable, Equatable {
-    var prompt: Int64 = 0
-    var completion: Int64 = 0
-    var reported = false
+public struct TokenUsage: Sendable, Equatable {
+    public var prompt: Int64 = 0
+    public var completion: Int64 = 0
+    public var reported = false
+
+    public init() {}
 
     /// Folds in one `usage` object (OpenAI or Anthropic names); Anthropic streams report running totals.
     mutating func absorb(usageObject value: UnsafeRawBufferPointer) {
@@ -79,7 +81,7 @@ struct TokenUsage: Sendable, Equatable {
     /// Looks for `usage` (top level) or `message.usage` (Anthropic `message_start`) in one JSON object.
     /// Returns whether the object is an OpenAI usage-only chunk (`choices` empty, `usage` set).
     @discardableResult
-    mutating func absorb(jsonObject bytes: UnsafeRawBufferPointer) -> Bool {
+    public mutating func absorb(jsonObject bytes: UnsafeRawBufferPointer) -> Bool {
         var usageOnly = false
         var emptyChoices = false
         var hasUsage = false
@@ -104,12 +106,13 @@ struct TokenUsage: Sendable, Equatable {
 }
 
 /// Splits a server-sent-event stream into events (each ending in a blank line), across chunk boundaries.
-struct SSESplitter {
+public struct SSESplitter {
+    public init() {}
     private var pending: [UInt8] = []
     static let maxEventBytes = 1 << 20
 
     /// Appends `chunk` and returns the complete events it finished, each with its terminating blank line.
-    mutating func feed(_ chunk: UnsafeRawBufferPointer) -> [[UInt8]] {
+    public mutating func feed(_ chunk: UnsafeRawBufferPointer) -> [[UInt8]] {
         pending.append(contentsOf: chunk)
         var events: [[UInt8]] = []
         var start = 0
@@ -142,13 +145,13 @@ struct SSESplitter {
     }
 
     /// Whatever is left when the stream ends.
-    mutating func flush() -> [UInt8] {
+    public mutating func flush() -> [UInt8] {
         defer { pending = [] }
         return pending
     }
 
     /// The JSON payloads of an event's `data:` lines.
-    static func dataPayloads(_ event: [UInt8]) -> [ArraySlice<UInt8>] {
+    public static func dataPayloads(_ event: [UInt8]) -> [ArraySlice<UInt8>] {
         var out: [ArraySlice<UInt8>] = []
         var lineStart = 0
         for (i, b) in event.enumerated() where b == 0x0A {

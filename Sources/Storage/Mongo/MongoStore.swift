@@ -216,24 +216,21 @@ final class MongoStoreImpl: Store, @unchecked Sendable {
         }
     }
 
-    func resealConnections(_ reseal: @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], verifier: String,
+    func resealConnections(_ reseal: @escaping @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], verifier: String,
                            actor: AuditActor) async throws -> Int {
-        try await withoutActuallyEscaping(reseal) { reseal in
-            let box = UncheckedBox(reseal)
-            return try await run { c in
-                let docs = try c.with("connections") { try $0.find(BSONDocument()) }.map { try Self.decode(ConnectionDoc.self, $0) }
-                // Reseal everything in memory first: a key that does not open stops the rotation before any write.
-                let resealed = try docs.map { ($0._id, try box.value($0._id, Crypto.unhex($0.api_key_sealed) ?? [])) }
-                for (id, sealed) in resealed {
-                    let update = try BSONDocument(JSONValue.object([("$set", .object([("api_key_sealed", .string(Crypto.hex(sealed))),
-                                                                                       ("updated_at", .int(nowMillis()))]))]))
-                    _ = try c.with("connections") { try $0.updateOne(Self.byID(id), update) }
-                }
-                let setVerifier = try BSONDocument(JSONValue.object([("$set", .object([("value", .string(verifier))]))]))
-                _ = try c.with("settings") { try $0.updateOne(Self.byID(MasterKeyVerifier.settingKey), setVerifier, upsert: true) }
-                try Self.audit(c, actor, "rotate_master_key", "store", "connections", "\(docs.count) connection(s) re-encrypted")
-                return docs.count
+        try await run { c in
+            let docs = try c.with("connections") { try $0.find(BSONDocument()) }.map { try Self.decode(ConnectionDoc.self, $0) }
+            // Reseal everything in memory first: a key that does not open stops the rotation before any write.
+            let resealed = try docs.map { ($0._id, try reseal($0._id, Crypto.unhex($0.api_key_sealed) ?? [])) }
+            for (id, sealed) in resealed {
+                let update = try BSONDocument(JSONValue.object([("$set", .object([("api_key_sealed", .string(Crypto.hex(sealed))),
+                                                                                   ("updated_at", .int(nowMillis()))]))]))
+                _ = try c.with("connections") { try $0.updateOne(Self.byID(id), update) }
             }
+            let setVerifier = try BSONDocument(JSONValue.object([("$set", .object([("value", .string(verifier))]))]))
+            _ = try c.with("settings") { try $0.updateOne(Self.byID(MasterKeyVerifier.settingKey), setVerifier, upsert: true) }
+            try Self.audit(c, actor, "rotate_master_key", "store", "connections", "\(docs.count) connection(s) re-encrypted")
+            return docs.count
         }
     }
 

@@ -153,24 +153,21 @@ final class SQLStore: Store, @unchecked Sendable {
         }
     }
 
-    func resealConnections(_ reseal: @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], verifier: String,
+    func resealConnections(_ reseal: @escaping @Sendable (_ id: String, _ sealed: [UInt8]) throws -> [UInt8], verifier: String,
                            actor: AuditActor) async throws -> Int {
         let d = dialect
-        return try await withoutActuallyEscaping(reseal) { reseal in
-            let box = UncheckedBox(reseal)
-            return try await transaction { s in
-                let rows = try s.query("SELECT id, api_key_sealed FROM connections", [])
-                for r in rows {
-                    let id = try r.string(0)
-                    let sealed = try box.value(id, try r.blob(1))
-                    try s.execute(d.placeholders("UPDATE connections SET api_key_sealed = $1, updated_at = $2 WHERE id = $3"),
-                                  [.blob(sealed), .int(nowMillis()), .text(id)])
-                }
-                try s.execute(d.placeholders("DELETE FROM settings WHERE key = $1"), [.text(MasterKeyVerifier.settingKey)])
-                try s.execute(d.placeholders("INSERT INTO settings (key, value) VALUES ($1, $2)"), [.text(MasterKeyVerifier.settingKey), .text(verifier)])
-                try self.audit(s, actor, "rotate_master_key", "store", "connections", "\(rows.count) connection(s) re-encrypted")
-                return rows.count
+        return try await transaction { s in
+            let rows = try s.query("SELECT id, api_key_sealed FROM connections", [])
+            for r in rows {
+                let id = try r.string(0)
+                let sealed = try reseal(id, try r.blob(1))
+                try s.execute(d.placeholders("UPDATE connections SET api_key_sealed = $1, updated_at = $2 WHERE id = $3"),
+                              [.blob(sealed), .int(nowMillis()), .text(id)])
             }
+            try s.execute(d.placeholders("DELETE FROM settings WHERE key = $1"), [.text(MasterKeyVerifier.settingKey)])
+            try s.execute(d.placeholders("INSERT INTO settings (key, value) VALUES ($1, $2)"), [.text(MasterKeyVerifier.settingKey), .text(verifier)])
+            try self.audit(s, actor, "rotate_master_key", "store", "connections", "\(rows.count) connection(s) re-encrypted")
+            return rows.count
         }
     }
 
@@ -346,10 +343,4 @@ final class SQLStore: Store, @unchecked Sendable {
     func close() async {
         pool.shutdown()
     }
-}
-
-/// Carries a non-Sendable value into a worker job that the caller awaits (the caller keeps it alive).
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

@@ -1,0 +1,69 @@
+import Node
+
+/// The proxy's parsers of untrusted bytes: the request-body scanner (and the one body rewrite), usage
+/// extraction from responses, and the SSE splitter. Properties checked, not just "no crash":
+/// - a body with include_usage added still scans as an object and reports it;
+/// - the SSE splitter loses and invents nothing: its events plus the remainder equal the input.
+func fuzzProxyParsers(_ data: UnsafeRawBufferPointer) {
+    guard !data.isEmpty else { return }
+    let bytes = Array(data.dropFirst())
+    if let facts = RequestInspector.inspect(bytes) {
+        if !facts.hasStreamOptions, let rewritten = RequestInspector.addingIncludeUsage(bytes) {
+            guard let again = RequestInspector.inspect(rewritten) else {
+                fatalError("rewritten body no longer parses: \(String(decoding: rewritten, as: UTF8.self))")
+            }
+            precondition(again.hasStreamOptions && again.includeUsage == true, "include_usage not seen after rewrite")
+            precondition(again.model == facts.model && again.stream == facts.stream, "rewrite changed other fields")
+        }
+    }
+    var usage = TokenUsage()
+    bytes.withUnsafeBytes { _ = usage.absorb(jsonObject: $0) }
+    precondition(usage.prompt >= 0 && usage.completion >= 0)
+
+    let step = Int(data[0] % 17) + 1
+    var splitter = SSESplitter()
+    var rebuilt: [UInt8] = []
+    var i = 0
+    while i < bytes.count {
+        let n = min(step, bytes.count - i)
+        bytes[i..<(i + n)].withUnsafeBytes { chunk in
+            for e in splitter.feed(chunk) {
+                rebuilt += e
+                _ = SSESplitter.dataPayloads(e)
+            }
+        }
+        i += n
+    }
+    rebuilt += splitter.flush()
+    precondition(rebuilt == bytes, "SSE splitter changed the stream")
+}
+
+#if FUZZING
+@_cdecl("LLVMFuzzerTestOneInput")
+public func llvmFuzzerTestOneInput(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+    fuzzProxyParsers(UnsafeRawBufferPointer(start: start, count: count))
+    return 0
+}
+#else
+import Glibc
+
+/// Without `-DFUZZING`: replays corpus files given as arguments.
+@main
+struct ProxyParsersFuzzReplay {
+    static func main() {
+        for path in CommandLine.arguments.dropFirst() {
+            guard let f = fopen(path, "rb") else { continue }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = fread(&chunk, 1, chunk.count, f)
+                if n <= 0 { break }
+                bytes.append(contentsOf: chunk[0..<n])
+            }
+            fclose(f)
+            bytes.withUnsafeBytes { fuzzProxyParsers($0) }
+            print("ok \(path)")
+        }
+    }
+}
+#endif

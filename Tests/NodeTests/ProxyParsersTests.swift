@@ -1,0 +1,81 @@
+import Testing
+@testable import Node
+
+@Suite struct ProxyParsersTests {
+    @Test func inspectorReadsOnlyTheFieldsItNeeds() throws {
+        let body = Array(#"{"messages":[{"role":"user","content":"say \"model\": 1"}],"model":"gpt-4o","stream":true,"max_tokens":64,"stream_options":{"include_usage":true}}"#.utf8)
+        let f = try #require(RequestInspector.inspect(body))
+        #expect(f.model == "gpt-4o")
+        #expect(f.stream)
+        #expect(f.maxTokens == 64)
+        #expect(f.hasStreamOptions)
+        #expect(f.includeUsage == true)
+    }
+
+    @Test func inspectorUnescapesTheModel() throws {
+        #expect(RequestInspector.inspect(Array(#"{"model":"a\/b\u00e9"}"#.utf8))?.model == "a/bé")
+    }
+
+    @Test func inspectorRefusesWhatIsNotOneJSONObject() {
+        for text in ["", "[]", "{", #"{"a":}"#, #"{"a":1,}"#, #"{"a":1} x"#, #"{"a":tru}"#, #"{"a":"\q"}"#, #"{"a":01x}"#, "{\"a\":\"\u{1}\"}"] {
+            #expect(RequestInspector.inspect(Array(text.utf8)) == nil, "\(text)")
+        }
+    }
+
+    @Test func deepNestingIsRefusedNotACrash() {
+        let deep = "{\"a\":" + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
+        #expect(RequestInspector.inspect(Array(deep.utf8)) == nil)
+    }
+
+    @Test func includeUsageIsAddedAsTheFirstMember() throws {
+        let added = try #require(RequestInspector.addingIncludeUsage(Array(#"  {"model":"m","stream":true}"#.utf8)))
+        #expect(String(decoding: added, as: UTF8.self) == #"  {"stream_options":{"include_usage":true},"model":"m","stream":true}"#)
+        let empty = try #require(RequestInspector.addingIncludeUsage(Array("{ }".utf8)))
+        #expect(RequestInspector.inspect(empty)?.includeUsage == true)
+    }
+
+    @Test func usageFromOpenAIAndAnthropicShapes() {
+        var u = TokenUsage()
+        let usageOnly = Array(#"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#.utf8).withUnsafeBytes { u.absorb(jsonObject: $0) }
+        #expect(usageOnly)
+        #expect(u.prompt == 12 && u.completion == 5 && u.reported)
+        var a = TokenUsage()
+        _ = Array(#"{"type":"message_start","message":{"usage":{"input_tokens":21,"output_tokens":1}}}"#.utf8).withUnsafeBytes { a.absorb(jsonObject: $0) }
+        _ = Array(#"{"type":"message_delta","usage":{"output_tokens":9}}"#.utf8).withUnsafeBytes { a.absorb(jsonObject: $0) }
+        #expect(a.prompt == 21 && a.completion == 9)
+        var n = TokenUsage()
+        let notUsageOnly = Array(#"{"choices":[{"delta":{}}],"usage":null}"#.utf8).withUnsafeBytes { n.absorb(jsonObject: $0) }
+        #expect(!notUsageOnly && !n.reported)
+    }
+
+    @Test func sseSplitterFindsEventsAcrossChunkBoundaries() {
+        let stream = Array("data: {\"a\":1}\n\nevent: x\ndata: {\"b\":2}\r\n\r\ndata: [DONE]\n\n".utf8)
+        for step in [1, 2, 5, 100] {
+            var s = SSESplitter()
+            var events: [[UInt8]] = []
+            var i = 0
+            while i < stream.count {
+                let n = min(step, stream.count - i)
+                stream[i..<(i + n)].withUnsafeBytes { events += s.feed($0) }
+                i += n
+            }
+            #expect(events.count == 3, "step \(step)")
+            #expect(events.joined().elementsEqual(stream))
+            #expect(SSESplitter.dataPayloads(events[1]).map { String(decoding: $0, as: UTF8.self) } == [#"{"b":2}"#])
+        }
+    }
+
+    @Test func nullUsageFieldsAreRemovedFromHiddenStreams() {
+        let chunk = Array(#"data: {"choices":[{"delta":{"content":"x"}}],"usage":null}"#.utf8)
+        #expect(String(decoding: Relay.removing(Relay.nullUsage, from: chunk), as: UTF8.self) == #"data: {"choices":[{"delta":{"content":"x"}}]}"#)
+    }
+
+    @Test func clientKeyComesFromAnyOfTheThreeHeaders() {
+        #expect(ProxyHandler.clientKey(["authorization": "Bearer sk-a"]) == "sk-a")
+        #expect(ProxyHandler.clientKey(["authorization": "bearer   sk-b "]) == "sk-b")
+        #expect(ProxyHandler.clientKey(["x-api-key": "sk-c"]) == "sk-c")
+        #expect(ProxyHandler.clientKey(["api-key": "sk-d"]) == "sk-d")
+        #expect(ProxyHandler.clientKey(["authorization": "Basic xyz"]) == nil)
+        #expect(ProxyHandler.clientKey([:]) == nil)
+    }
+}

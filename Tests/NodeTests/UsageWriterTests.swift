@@ -1,0 +1,74 @@
+import Storage
+import Testing
+import TestSupport
+@testable import Node
+
+/// A store that fails on demand, to prove accepted usage survives an outage.
+final class FlakyUsageStore: Store, @unchecked Sendable {
+    let inner: any Store
+    let down = LockedBox(false)
+    init(_ inner: any Store) { self.inner = inner }
+    var backend: String { "flaky" }
+    func migrate() async throws { try await inner.migrate() }
+    func createConnection(_ c: ConnectionRecord, actor: AuditActor) async throws { try await inner.createConnection(c, actor: actor) }
+    func connection(id: String) async throws -> ConnectionRecord? { try await inner.connection(id: id) }
+    func connections() async throws -> [ConnectionRecord] { try await inner.connections() }
+    func deleteConnection(id: String, force: Bool, actor: AuditActor) async throws { try await inner.deleteConnection(id: id, force: force, actor: actor) }
+    func resealConnections(_ reseal: @escaping @Sendable (String, [UInt8]) throws -> [UInt8], verifier: String, actor: AuditActor) async throws -> Int {
+        try await inner.resealConnections(reseal, verifier: verifier, actor: actor)
+    }
+    func createVirtualKey(_ k: VirtualKeyRecord, actor: AuditActor) async throws { try await inner.createVirtualKey(k, actor: actor) }
+    func virtualKey(id: String) async throws -> VirtualKeyRecord? { try await inner.virtualKey(id: id) }
+    func virtualKey(hash: String) async throws -> VirtualKeyRecord? { try await inner.virtualKey(hash: hash) }
+    func virtualKeys() async throws -> [VirtualKeyRecord] { try await inner.virtualKeys() }
+    func updateVirtualKey(_ k: VirtualKeyRecord, actor: AuditActor) async throws { try await inner.updateVirtualKey(k, actor: actor) }
+    func deleteVirtualKey(id: String, actor: AuditActor) async throws { try await inner.deleteVirtualKey(id: id, actor: actor) }
+    func insertUsage(_ records: [UsageRecord]) async throws {
+        if down.withLock({ $0 }) { throw StoreError(.unavailable, "store is down (test)") }
+        try await inner.insertUsage(records)
+    }
+    func usageTotals(_ q: UsageQuery) async throws -> [UsageTotal] { try await inner.usageTotals(q) }
+    func usageRecords(_ q: UsageQuery, limit: Int) async throws -> [UsageRecord] { try await inner.usageRecords(q, limit: limit) }
+    func auditEvents(limit: Int) async throws -> [AuditEvent] { try await inner.auditEvents(limit: limit) }
+    func revision() async throws -> Int64 { try await inner.revision() }
+    func setting(_ key: String) async throws -> String? { try await inner.setting(key) }
+    func initSetting(_ key: String, value: String) async throws -> String { try await inner.initSetting(key, value: value) }
+    func close() async { await inner.close() }
+}
+
+@Suite struct UsageWriterTests {
+    func record(_ i: Int) -> UsageRecord {
+        UsageRecord(id: "u\(i)", virtualKeyID: "vk", connectionID: "c", model: "m", promptTokens: 1, completionTokens: 2, statusCode: 200,
+                    latencyMillis: 1, stream: false, startedAt: Int64(i), endedAt: Int64(i), nodeID: "n")
+    }
+
+    @Test func recordsAcceptedDuringAnOutageAreWrittenWhenTheStoreReturns() async throws {
+        let url = TestServers.tempSQLiteURL()
+        let store = FlakyUsageStore(try StoreFactory.open(url: url))
+        try await store.migrate()
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 100)
+        store.down.withLock { $0 = true }
+        for i in 0..<250 { writer.record(record(i)) }
+        #expect(await writer.flushOnce() == false)
+        #expect(writer.depth == 250)
+        store.down.withLock { $0 = false }
+        #expect(await writer.flushOnce())
+        #expect(writer.depth == 0)
+        #expect(try await store.usageTotals(UsageQuery()).first?.requests == 250)
+        await store.close()
+    }
+
+    @Test func theQueueIsBoundedAndCountsWhatItDrops() async throws {
+        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
+        try await store.migrate()
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 10, batchSize: 5)
+        store.down.withLock { $0 = true }
+        for i in 0..<15 { writer.record(record(i)) }
+        #expect(writer.depth == 10)
+        #expect(writer.dropped == 5)
+        store.down.withLock { $0 = false }
+        await writer.shutdown(deadlineNanos: 5_000_000_000)
+        #expect(try await store.usageTotals(UsageQuery()).first?.requests == 10)
+        await store.close()
+    }
+}
