@@ -180,34 +180,25 @@ final class HTTPConnection: EventHandler {
 
     // MARK: Responses (called by HTTPResponseWriter)
 
-    /// Queues bytes and writes as much as the socket takes now.
+    /// Queues bytes; they go out at the end of this loop iteration, so a head and body produced in one
+    /// pass (a proxied response, pipelined answers) leave in one send.
     func enqueue(_ bytes: [UInt8]) {
         guard state != .closed && state != .lingering else { return }
-        if outputIndex == output.count {
-            // Nothing queued: try the socket directly and keep only the rest.
-            var written = 0
-            while written < bytes.count {
-                let r: IOResult<Int>
-                do {
-                    r = try bytes.withUnsafeBytes { p throws(SystemError) in
-                        try Sys.write(fd, UnsafeRawBufferPointer(rebasing: p[written...]))
-                    }
-                } catch {
-                    close()
-                    return
-                }
-                guard case .processed(let n) = r else { break }
-                written += n
-            }
-            if written == bytes.count { return }
+        if outputIndex == output.count && output.capacity > 0 && output.count > 0 {
             output.removeAll(keepingCapacity: true)
             outputIndex = 0
-            output.append(contentsOf: bytes[written...])
-        } else {
-            output.append(contentsOf: bytes)
         }
-        setInterest(interest.union(.write))
+        output.append(contentsOf: bytes)
+        if !flushScheduled && !interest.contains(.write) {
+            flushScheduled = true
+            loop.enqueueLocal { [self] in
+                flushScheduled = false
+                flush()
+            }
+        }
     }
+
+    private var flushScheduled = false
 
     private func flush() {
         while outputIndex < output.count {
@@ -220,12 +211,15 @@ final class HTTPConnection: EventHandler {
                 close()
                 return
             }
-            guard case .processed(let n) = r else { return }
+            guard case .processed(let n) = r else {
+                if !interest.contains(.write) { setInterest(interest.union(.write)) }
+                return
+            }
             outputIndex += n
         }
         output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
         outputIndex = 0
-        setInterest(interest.subtracting(.write))
+        if interest.contains(.write) { setInterest(interest.subtracting(.write)) }
         if let waiter = drainWaiter {
             drainWaiter = nil
             waiter.resume()

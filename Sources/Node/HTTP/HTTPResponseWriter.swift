@@ -123,13 +123,13 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         connection.responseComplete(keepAlive: keepAlive)
     }
 
-    /// Ends the stream abruptly (e.g. the upstream failed mid-body): the client sees a truncated response.
+    /// Ends the stream abruptly (e.g. the upstream failed mid-body): what was written still goes out, then
+    /// the connection closes without the body's proper end, so the client sees a truncated response.
     public func abort() {
         connection.loop.assertInLoop()
         state = .done
         keepAlive = false
         connection.responseComplete(keepAlive: false)
-        connection.close()
     }
 
     func handlerReturned() {
