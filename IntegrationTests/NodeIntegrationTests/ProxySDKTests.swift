@@ -131,3 +131,59 @@ import TestSupport
         #expect(!raw.hasSuffix("0\r\n\r\n"))  // no clean end of the chunked body: the client knows it was cut
     }
 }
+
+/// Per-key limits in local mode, as an app with the official SDK meets them.
+@Suite struct LocalLimitTests {
+    @Test func requestsPerSecondIsEnforcedWithOpenAIHeaders() throws {
+        let stack = try ProxyStack(keyArgs: ["--tps", "1", "--burst", "2"])
+        var statuses: [Int] = []
+        var last: RawHTTPClient.Response?
+        let body = #"{"model":"gpt-4o-mini","messages":[]}"#
+        for _ in 0..<4 {
+            let c = try RawHTTPClient(port: stack.port)
+            try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            let r = try c.readResponse()
+            statuses.append(r.status)
+            last = r
+        }
+        #expect(statuses == [200, 200, 429, 429])
+        let denied = try #require(last)
+        #expect(denied.header("retry-after") == "1")
+        #expect(Int(denied.header("retry-after-ms") ?? "") ?? 0 > 0)
+        #expect(denied.header("x-ratelimit-limit-requests") == "2")
+        #expect(denied.header("x-ratelimit-remaining-requests") == "0")
+        #expect(denied.bodyText.contains("rate_limit_exceeded"))
+        #expect(denied.bodyText.contains("\"type\":\"requests\""))
+    }
+
+    @Test func openAISDKSeesRateLimitErrorAndItsRetryHeaders() throws {
+        let stack = try ProxyStack(keyArgs: ["--tps", "0.2", "--burst", "1"])
+        let first = try stack.sdk("openai-error")
+        #expect(first["error"] is NSNull || first["error"] == nil)
+        let second = try stack.sdk("openai-error")
+        #expect(second["error"] as? String == "RateLimitError")
+        #expect(second["status"] as? Int == 429)
+    }
+
+    @Test func bigPromptsAreStoppedByTheTokenLimit() throws {
+        let stack = try ProxyStack(keyArgs: ["--tokens", "1000"])
+        let big = String(repeating: "x", count: 8000)  // ~2000 tokens: more than the whole bucket
+        let body = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"\#(big)"}]}"#
+        let c = try RawHTTPClient(port: stack.port)
+        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let r = try c.readResponse()
+        #expect(r.status == 400)
+        #expect(r.bodyText.contains("request_too_large"))
+        // A prompt that fits (≈ 615 tokens estimated) passes; its estimate was taken before the answer,
+        // and only the reported usage (88 tokens) stays charged after settlement.
+        let mid = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"\#(String(repeating: "y", count: 2400))"}]}"#
+        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nContent-Type: application/json\r\nContent-Length: \(mid.utf8.count)\r\n\r\n\(mid)")
+        let ok = try c.readResponse()
+        #expect(ok.status == 200)
+        #expect(ok.header("x-ratelimit-limit-tokens") == "1000")
+        #expect((Int(ok.header("x-ratelimit-remaining-tokens") ?? "") ?? 1000) < 400)
+        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        let after = try c.readResponse()
+        #expect((Int(after.header("x-ratelimit-remaining-tokens") ?? "") ?? 0) > 850)
+    }
+}

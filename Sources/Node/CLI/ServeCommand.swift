@@ -77,7 +77,8 @@ enum ServeCommand {
         let usage = UsageWriter(store: store, log: log)
         usage.start()
         let nodeID = p.string("node-id") ?? defaultNodeID()
-        let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts), usage: usage, log: log, nodeID: nodeID)
+        let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts), usage: usage,
+                                 limiter: LocalLimiter(), log: log, nodeID: nodeID)
         router.addPrefix(nil, "/v1/") { request, response in await proxy.handle(request, response) }
         let watcher = RevisionWatcher(store: store, keys: keys, log: log)
         watcher.start()

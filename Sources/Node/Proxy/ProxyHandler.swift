@@ -6,6 +6,7 @@ struct ProxyHandler: Sendable {
     let keys: KeyCache
     let upstreams: UpstreamPool
     let usage: UsageWriter
+    let limiter: LocalLimiter
     let log: Logger
     let nodeID: String
 
@@ -61,6 +62,25 @@ struct ProxyHandler: Sendable {
                 return
             }
         }
+        // Admit: one request and the token estimate, from both buckets at once, or a refusal.
+        let limits = KeyLimitsConfig(tps: rk.key.requestsPerSecond, burst: rk.key.burst, tokensPerMinute: rk.key.tokensPerMinute,
+                                     maxConcurrent: rk.key.maxConcurrent)
+        let estimate = facts.estimatedPromptTokens + (facts.maxTokens ?? 0)
+        var rateHeaders: [(String, String)] = []
+        let limited = !limits.isUnlimited
+        if limited {
+            let decision = limiter.admit(key: rk.key.id, limits: limits, estimatedTokens: estimate)
+            guard decision.allowed else {
+                let (status, headers, error) = RateLimitResponse.refusal(decision, limits: limits, estimate: estimate)
+                var h = HTTPHeaders(headers)
+                h.add("content-type", "application/json")
+                h.add("x-request-id", requestID)
+                response.respond(status: status, headers: h, body: error.body(anthropic: anthropicShape))
+                return
+            }
+            rateHeaders = RateLimitResponse.headers(decision)
+        }
+
         // OpenAI-style streams report usage only when asked: ask, and hide the extra chunk from the client.
         var hideUsageChunk = false
         if facts.stream, !facts.hasStreamOptions, rk.connection.provider != .anthropic, let injected = RequestInspector.addingIncludeUsage(body) {
@@ -92,7 +112,7 @@ struct ProxyHandler: Sendable {
         let multi = upstreams.multi(for: loop)
         let transfer = UpstreamTransfer(multi: multi, method: request.method, url: url, headers: headers, body: body, timeouts: upstreams.timeouts)
         let relay = Relay(response: response, transfer: transfer, hideUsageChunk: hideUsageChunk, requestID: requestID,
-                          anthropic: anthropicShape, started: started)
+                          anthropic: anthropicShape, started: started, extraHeaders: rateHeaders)
         let outcome = await relay.run()
 
         // Account.
@@ -102,6 +122,9 @@ struct ProxyHandler: Sendable {
             estimated = true
             tokens.prompt = facts.estimatedPromptTokens
             tokens.completion = Int64(relay.bodyBytes / 4)
+        }
+        if limited {
+            limiter.settle(key: rk.key.id, estimatedTokens: estimate, actualTokens: tokens.prompt + tokens.completion)
         }
         if outcome != .cancelledBeforeHead || relay.bodyBytes > 0 {
             usage.record(UsageRecord(id: Identifiers.make("u"), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
@@ -143,6 +166,7 @@ final class Relay: @unchecked Sendable {
     let requestID: String
     let anthropic: Bool
     let started: UInt64
+    let extraHeaders: [(String, String)]
     var tokens = TokenUsage()
     var bodyBytes = 0
     var status = 0
@@ -150,7 +174,9 @@ final class Relay: @unchecked Sendable {
     private var plainBody: [UInt8] = []
     static let maxScannedBody = 4 << 20
 
-    init(response: HTTPResponseWriter, transfer: UpstreamTransfer, hideUsageChunk: Bool, requestID: String, anthropic: Bool, started: UInt64) {
+    init(response: HTTPResponseWriter, transfer: UpstreamTransfer, hideUsageChunk: Bool, requestID: String, anthropic: Bool, started: UInt64,
+         extraHeaders: [(String, String)] = []) {
+        self.extraHeaders = extraHeaders
         self.response = response
         self.transfer = transfer
         self.hideUsageChunk = hideUsageChunk
@@ -172,6 +198,7 @@ final class Relay: @unchecked Sendable {
                     h.add(name, value)
                 }
                 h.add("x-request-id", requestID)
+                for (name, value) in extraHeaders { h.add(name, value) }
                 h.add("x-llm-proxy-overhead-ms", formatMillis(monotonicNanos() - started))
                 if isSSE { sse = SSESplitter() }
                 response.writeHead(status: head.status, headers: h)
