@@ -19,6 +19,8 @@ let package = Package(
         .systemLibrary(name: "CPostgres", path: "Sources/CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CMongo", path: "Sources/CMongo", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // hiredis: no pkgConfig (its .pc adds a flag SwiftPM refuses); the headers need no include path.
+        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // The product.
@@ -29,7 +31,7 @@ let package = Package(
             exclude: ["Main"]
         ),
         .executableTarget(name: "LLMProxy", dependencies: ["Node"], path: "Sources/Node/Main"),
-        .target(name: "RedisClient", path: "Sources/RedisClient"),
+        .target(name: "RedisClient", dependencies: ["CHiredis", "CCrypto"], path: "Sources/RedisClient"),
         .target(name: "Storage", dependencies: ["CSQLite", "CPostgres", "CMongo", "CCrypto"], path: "Sources/Storage"),
 
         // Test support, tools and fuzzers.
@@ -41,6 +43,12 @@ let package = Package(
 
         // Tests mirror the module they prove.
         .testTarget(name: "NodeTests", dependencies: ["Node", "TestSupport"], path: "Tests/NodeTests"),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "Node", "TestSupport"], path: "Tests/RedisClientTests"),
+        .testTarget(
+            name: "RedisClientIntegrationTests",
+            dependencies: ["RedisClient", "Node", "TestSupport"],
+            path: "IntegrationTests/RedisClientIntegrationTests"
+        ),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"], path: "Tests/StorageTests"),
         .testTarget(
             name: "StorageIntegrationTests",

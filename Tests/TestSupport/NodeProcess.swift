@@ -98,6 +98,7 @@ public final class ChildProcess: @unchecked Sendable {
 
 public struct ChildError: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// Runs a command to completion and returns its exit status and combined output.

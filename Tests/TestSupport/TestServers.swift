@@ -198,3 +198,56 @@ public final class MongoTestServer: @unchecked Sendable {
 
     public func makeDatabase() -> String { url(database: "t_\(UInt32.random(in: 0...UInt32.max))") }
 }
+
+/// redis-server on a free port, without persistence; can be killed, stopped (SIGSTOP) and restarted.
+public final class RedisTestServer: @unchecked Sendable {
+    public let port: UInt16
+    private let password: String?
+    private var child: ChildProcess?
+    private let lock = NSLock()
+
+    public init(password: String? = nil) throws {
+        guard TestServers.which("redis-server") != nil else {
+            throw ChildError(description: "redis-server not found: run scripts/install-deps.sh test")
+        }
+        port = TestServers.freePort()
+        self.password = password
+        try start()
+    }
+
+    public func start() throws {
+        var args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"]
+        if let p = password { args += ["--requirepass", p] }
+        let c = try ChildProcess(TestServers.which("redis-server")!, args)
+        _ = try c.waitForOutput(containing: "Ready to accept connections", timeout: 15)
+        lock.lock()
+        child = c
+        lock.unlock()
+    }
+
+    public var pid: Int32 { lock.lock(); defer { lock.unlock() }; return child?.process.processIdentifier ?? 0 }
+
+    public func kill() {
+        lock.lock()
+        let c = child
+        child = nil
+        lock.unlock()
+        c?.signal(SIGKILL)
+        _ = c?.waitForExit(timeout: 5)
+    }
+
+    public func pause() { Glibc.kill(pid, SIGSTOP) }
+    public func resume() { Glibc.kill(pid, SIGCONT) }
+
+    public func restart() throws {
+        kill()
+        try start()
+    }
+
+    public var url: String { "redis://\(password.map { ":\($0)@" } ?? "")127.0.0.1:\(port)" }
+
+    deinit {
+        resume()
+        kill()
+    }
+}

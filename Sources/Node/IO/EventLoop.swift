@@ -124,6 +124,17 @@ public final class EventLoop: @unchecked Sendable {
         try Sys.epollCtl(epfd, EPOLL_CTL_ADD, fd, events: interest.rawValue, data: Self.token(fd, generation))
     }
 
+    /// Registers `fd`, or changes its interest and handler if it is registered already.
+    public func watch(_ fd: Int32, interest: Interest, handler: EventHandler) throws(SystemError) {
+        assertInLoop()
+        if Int(fd) < handlers.count, let entry = handlers[Int(fd)] {
+            handlers[Int(fd)] = (handler, entry.generation)
+            try Sys.epollCtl(epfd, EPOLL_CTL_MOD, fd, events: interest.rawValue, data: Self.token(fd, entry.generation))
+        } else {
+            try register(fd, interest: interest, handler: handler)
+        }
+    }
+
     public func modify(_ fd: Int32, interest: Interest) throws(SystemError) {
         assertInLoop()
         guard let entry = handlers[Int(fd)] else { return }

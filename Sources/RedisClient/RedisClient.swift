@@ -1,1 +1,0 @@
-// The Redis client lands with issue 4.
