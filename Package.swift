@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "http-parser-fuzzer", targets: ["HTTPParserFuzzer"]),
         .executable(name: "store-bench", targets: ["StoreBench"]),
         .executable(name: "proxy-parsers-fuzzer", targets: ["ProxyParsersFuzzer"]),
+        .executable(name: "redis-bench", targets: ["RedisBench"]),
     ],
     targets: [
         // C modules: headers only, one folder each.
@@ -38,6 +39,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Node", "Storage"], path: "Tests/TestSupport"),
         .executableTarget(name: "MockProvider", dependencies: ["Node"], path: "Tests/MockProvider"),
         .executableTarget(name: "StoreBench", dependencies: ["Storage", "TestSupport"], path: "Tests/StoreBench"),
+        .executableTarget(name: "RedisBench", dependencies: ["RedisClient", "Node"], path: "Tests/RedisBench"),
         .executableTarget(name: "ProxyParsersFuzzer", dependencies: ["Node"], path: "Tests/Fuzz/ProxyParsersFuzzer"),
         .executableTarget(name: "HTTPParserFuzzer", dependencies: ["Node"], path: "Tests/Fuzz/HTTPParserFuzzer"),
 
