@@ -16,20 +16,13 @@ public final class RedisConnection: @unchecked Sendable {
         case abandoned
     }
 
-    enum State {
-        case idle
-        case connecting(fd: Int32)
-        case handshaking(fd: Int32, remaining: Int)
-        case ready(fd: Int32)
-        case backingOff
-        case stopped
-    }
-
     public let configuration: RedisConfiguration
     let loop: any RedisEventLoop
     private let address: ResolvedAddress?
     private let resolveError: String?
-    private var state: State = .idle
+    private var machine: RedisConnectionStateMachine
+    private var fd: Int32 = -1
+    private var handshakeRemaining = 0
     private var pending: [Pending] = []
     private var pendingHead = 0
     /// Sequence number of `pending[0]`: entries keep their number when the array is compacted.
@@ -37,9 +30,7 @@ public final class RedisConnection: @unchecked Sendable {
     private var output: [UInt8] = []
     private var reader = RESPReader()
     private var lastReadAt: UInt64 = 0
-    private var attempt = 0
     private var connectTimer: UInt64?
-    private var recentTimeouts = 0
     private let healthState = Atomic<Int>(2)
     private var healthObservers: [(RedisHealth) -> Void] = []
     /// In subscriber mode, every reply goes here instead of to a command.
@@ -50,6 +41,7 @@ public final class RedisConnection: @unchecked Sendable {
     public init(configuration: RedisConfiguration, loop: any RedisEventLoop) {
         self.configuration = configuration
         self.loop = loop
+        machine = RedisConnectionStateMachine(backoff: Backoff(baseNanos: configuration.backoffBaseNanos, maxNanos: configuration.backoffMaxNanos))
         // Resolved once, here (start-up): name resolution blocks and must not run on a loop.
         do {
             address = try ResolvedAddress(host: configuration.host, port: configuration.port)
@@ -72,16 +64,11 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Starts connecting (and keeps reconnecting until `stop`).
     public func start() {
-        onLoop { [self] in
-            if case .idle = state { connect() }
-        }
+        onLoop { [self] in perform(machine.start()) }
     }
 
     public func stop() {
-        onLoop { [self] in
-            tearDown(RedisError(.unavailable, "the Redis client was stopped"))
-            state = .stopped
-        }
+        onLoop { [self] in perform(machine.stop(), RedisError(.unavailable, "the Redis client was stopped")) }
     }
 
     /// Calls `observer` on the loop whenever the health changes.
@@ -114,7 +101,7 @@ public final class RedisConnection: @unchecked Sendable {
     // MARK: Commands
 
     private func enqueue(_ args: [[UInt8]], _ c: CheckedContinuation<RESPValue, any Error>, _ deadline: UInt64) {
-        guard case .ready(let fd) = state else {
+        guard machine.acceptsCommands else {
             c.resume(throwing: RedisError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is not connected"))
             return
         }
@@ -127,7 +114,7 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     func sendInternal(_ args: [String]) {
-        guard case .ready(let fd) = state else { return }
+        guard machine.acceptsCommands else { return }
         RESPEncoder.encode(args.map { Array($0.utf8) }, into: &output)
         if pushHandler == nil { pending.append(.abandoned) }
         flush(fd)
@@ -139,69 +126,86 @@ public final class RedisConnection: @unchecked Sendable {
         guard index >= pendingHead, index < pending.count, case .user(let c, _, let s) = pending[index], s == sentAt else { return }
         pending[index] = .abandoned
         c.resume(throwing: RedisError(.timeout, "Redis did not answer within the deadline"))
-        recentTimeouts += 1
-        setHealth(.degraded)
-        // Nothing at all has come back since this command went out: the server is stalled (or the link is
-        // dead). Drop the connection so new commands fail at once, and reconnect in the background.
-        if lastReadAt < sentAt {
-            tearDown(RedisError(.timeout, "Redis stopped answering"))
-            scheduleReconnect()
-        }
+        perform(machine.commandTimedOut(sentAt: sentAt, lastReadAt: lastReadAt, random: .random(in: 0..<1)),
+                RedisError(.timeout, "Redis stopped answering"))
     }
+
+    // MARK: Performing the state machine's actions
+
+    private func perform(_ action: RedisConnectionStateMachine.Action, _ reason: RedisError? = nil) {
+        switch action {
+        case .none:
+            break
+        case .openSocket:
+            connect()
+        case .sendHandshake:
+            beginHandshake()
+        case .closeAndRetry(let delay):
+            closeSocket(reason ?? RedisError(.connectionLost, "Redis connection lost"))
+            _ = loop.redisSchedule(afterNanos: delay) { [weak self] in
+                guard let self else { return }
+                perform(machine.backoffElapsed())
+            }
+        case .close:
+            closeSocket(reason ?? RedisError(.unavailable, "the Redis client was stopped"))
+        }
+        setHealth(machine.health)
+    }
+
+    private func fail(_ error: RedisError) {
+        if connectErrorIsInteresting(error) { lastConnectError = error }
+        perform(machine.failed(random: .random(in: 0..<1)), error)
+    }
+
+    private func connectErrorIsInteresting(_ e: RedisError) -> Bool { e.code == .authenticationFailed }
 
     // MARK: Connecting
 
     private func connect() {
         guard let address else {
-            state = .backingOff
-            setHealth(.down)
-            scheduleReconnect(reason: resolveError ?? "cannot resolve \(configuration.host)")
+            fail(RedisError(.unavailable, resolveError ?? "cannot resolve \(configuration.host)"))
             return
         }
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { scheduleReconnect(reason: "socket: errno \(errno)"); return }
+        guard fd >= 0 else { fail(RedisError(.unavailable, "socket: errno \(errno)")); return }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let rc = address.connect(fd)
         if rc != 0 && errno != EINPROGRESS {
+            let message = String(cString: strerror(errno))
             close(fd)
-            scheduleReconnect(reason: "connect: \(String(cString: strerror(errno)))")
+            fail(RedisError(.unavailable, "cannot connect to Redis: \(message)"))
             return
         }
-        state = .connecting(fd: fd)
+        self.fd = fd
         watching = (fd, true)
         connectTimer = loop.redisSchedule(afterNanos: configuration.connectTimeoutNanos) { [weak self] in
             guard let self else { return }
             connectTimer = nil
-            switch state {
-            case .connecting, .handshaking:
-                tearDown(RedisError(.timeout, "connecting to Redis timed out"))
-                scheduleReconnect()
-            default: break
+            if machine.state == .connecting || machine.state == .handshaking {
+                fail(RedisError(.timeout, "connecting to Redis timed out"))
             }
         }
         do {
             try loop.redisWatch(fd: fd, read: false, write: true) { [weak self] r, w, e in self?.ready(fd: fd, r, w, e) }
         } catch {
-            close(fd)
-            state = .idle
-            scheduleReconnect(reason: "cannot watch the socket")
+            fail(RedisError(.unavailable, "cannot watch the Redis socket"))
         }
     }
 
     private func ready(fd: Int32, _ readable: Bool, _ writable: Bool, _ failed: Bool) {
-        switch state {
-        case .connecting(let f) where f == fd:
+        guard fd == self.fd else { return }
+        switch machine.state {
+        case .connecting:
             var err: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
             if err != 0 || failed {
-                tearDown(RedisError(.unavailable, "cannot connect to Redis: \(String(cString: strerror(err)))"))
-                scheduleReconnect()
+                fail(RedisError(.unavailable, "cannot connect to Redis: \(String(cString: strerror(err == 0 ? ECONNREFUSED : err)))"))
                 return
             }
-            beginHandshake(fd)
-        case .handshaking(let f, _) where f == fd, .ready(let f) where f == fd:
+            perform(machine.socketConnected())
+        case .handshaking, .ready:
             if writable { flush(fd) }
             if readable || failed { readAvailable(fd) }
         default:
@@ -209,14 +213,14 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    private func beginHandshake(_ fd: Int32) {
+    private func beginHandshake() {
         var commands: [[String]] = []
         if let p = configuration.password {
             commands.append(configuration.username.map { ["AUTH", $0, p] } ?? ["AUTH", p])
         }
         if configuration.database != 0 { commands.append(["SELECT", String(configuration.database)]) }
         commands.append(["PING"])
-        state = .handshaking(fd: fd, remaining: commands.count)
+        handshakeRemaining = commands.count
         for c in commands {
             RESPEncoder.encode(c.map { Array($0.utf8) }, into: &output)
             pending.append(.handshake)
@@ -224,25 +228,17 @@ public final class RedisConnection: @unchecked Sendable {
         flush(fd)
     }
 
-    private func handshakeReply(_ value: RESPValue, fd: Int32, remaining: Int) {
+    private func handshakeReply(_ value: RESPValue) {
         if let e = value.errorMessage {
-            let message = e.hasPrefix("WRONGPASS") || e.hasPrefix("NOAUTH") || e.contains("AUTH")
-                ? "Redis refused the credentials: \(e)" : "Redis refused the connection setup: \(e)"
-            lastConnectError = RedisError(.authenticationFailed, message)
-            tearDown(lastConnectError!)
-            scheduleReconnect(reason: message)
+            let auth = e.hasPrefix("WRONGPASS") || e.hasPrefix("NOAUTH") || e.contains("AUTH")
+            fail(RedisError(.authenticationFailed, auth ? "Redis refused the credentials: \(e)" : "Redis refused the connection setup: \(e)"))
             return
         }
-        if remaining > 1 {
-            state = .handshaking(fd: fd, remaining: remaining - 1)
-            return
-        }
+        handshakeRemaining -= 1
+        guard handshakeRemaining == 0 else { return }
         if let t = connectTimer { loop.redisCancel(t); connectTimer = nil }
-        state = .ready(fd: fd)
-        attempt = 0
-        recentTimeouts = 0
         lastConnectError = nil
-        setHealth(.ready)
+        perform(machine.handshakeSucceeded())
         onReady?()
     }
 
@@ -258,8 +254,7 @@ public final class RedisConnection: @unchecked Sendable {
             if n > 0 { written += n; continue }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
-            tearDown(RedisError(.connectionLost, "Redis connection lost while writing: \(String(cString: strerror(errno)))"))
-            scheduleReconnect()
+            fail(RedisError(.connectionLost, "Redis connection lost while writing: \(String(cString: strerror(errno)))"))
             return
         }
         output.removeFirst(written)
@@ -285,15 +280,13 @@ public final class RedisConnection: @unchecked Sendable {
             }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
-            tearDown(RedisError(.connectionLost, n == 0 ? "Redis closed the connection" : "Redis connection lost: \(String(cString: strerror(errno)))"))
-            scheduleReconnect()
+            fail(RedisError(.connectionLost, n == 0 ? "Redis closed the connection" : "Redis connection lost: \(String(cString: strerror(errno)))"))
             return
         }
         do {
             while let value = try reader.next() { deliver(value, fd: fd) }
         } catch {
-            tearDown(error)
-            scheduleReconnect()
+            fail(error)
         }
     }
 
@@ -313,13 +306,13 @@ public final class RedisConnection: @unchecked Sendable {
             switch p {
             case .user(let c, let timer, _):
                 loop.redisCancel(timer)
-                if recentTimeouts > 0 {
-                    recentTimeouts = 0
-                    setHealth(.ready)
+                if machine.recentTimeouts > 0 {
+                    machine.replyReceived()
+                    setHealth(machine.health)
                 }
                 c.resume(returning: value)
             case .handshake:
-                if case .handshaking(_, let remaining) = state { handshakeReply(value, fd: fd, remaining: remaining) }
+                if machine.state == .handshaking { handshakeReply(value) }
             case .abandoned:
                 break
             }
@@ -329,13 +322,12 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// Closes the socket and fails everything in flight.
-    private func tearDown(_ error: any Error) {
+    private func closeSocket(_ error: RedisError) {
         if let t = connectTimer { loop.redisCancel(t); connectTimer = nil }
-        switch state {
-        case .connecting(let fd), .handshaking(let fd, _), .ready(let fd):
+        if fd >= 0 {
             loop.redisUnwatch(fd: fd)
             close(fd)
-        default: break
+            fd = -1
         }
         watching = nil
         let inFlight = pending[pendingHead...]
@@ -347,23 +339,8 @@ public final class RedisConnection: @unchecked Sendable {
         for p in inFlight {
             if case .user(let c, let timer, _) = p {
                 loop.redisCancel(timer)
-                c.resume(throwing: (error as? RedisError).map { RedisError($0.code == .timeout ? .timeout : .connectionLost, $0.message) } ?? error)
+                c.resume(throwing: RedisError(error.code == .timeout ? .timeout : .connectionLost, error.message))
             }
-        }
-        state = .backingOff
-        setHealth(.down)
-    }
-
-    private func scheduleReconnect(reason: String? = nil) {
-        if case .stopped = state { return }
-        state = .backingOff
-        setHealth(.down)
-        let delay = Backoff(baseNanos: configuration.backoffBaseNanos, maxNanos: configuration.backoffMaxNanos)
-            .delay(attempt: attempt, random: Double.random(in: 0..<1))
-        attempt += 1
-        _ = loop.redisSchedule(afterNanos: delay) { [weak self] in
-            guard let self, case .backingOff = state else { return }
-            connect()
         }
     }
 
