@@ -1,4 +1,5 @@
 import Glibc
+import RedisClient
 import Storage
 import Synchronization
 
@@ -24,6 +25,12 @@ enum ServeCommand {
             OptionSpec("upstream-connect-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_CONNECT_TIMEOUT", default: "10s", help: "Connecting to a provider (502 after)."),
             OptionSpec("upstream-first-byte-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT", default: "120s", help: "Waiting for a provider's response head (504 after)."),
             OptionSpec("upstream-idle-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_IDLE_TIMEOUT", default: "120s", help: "Silence allowed mid-response (the stream is cut after)."),
+            OptionSpec("redis-url", value: "url", env: "LLM_PROXY_REDIS_URL",
+                       help: "Redis for global limits shared by every node (redis://[user:password@]host:port[/db]); without it limits are local to this node."),
+            OptionSpec("redis-timeout", value: "duration", env: "LLM_PROXY_REDIS_TIMEOUT", default: "50ms",
+                       help: "Deadline for one limiter call to Redis; past it the request is admitted locally."),
+            OptionSpec("redis-failure", value: "policy", env: "LLM_PROXY_REDIS_FAILURE", default: "local",
+                       help: "When Redis is away: local (this node's share of each limit), fail-open (no limits) or fail-closed (503)."),
             OptionSpec("log-level", value: "level", env: "LLM_PROXY_LOG_LEVEL", default: "info", help: "debug, info, warning or error."),
         ],
         run: { try await run($0) }
@@ -66,8 +73,9 @@ enum ServeCommand {
 
         let group = try EventLoopGroup(loopCount: loops)
         let serverBox = Mutex<HTTPServer?>(nil)
+        let limiterBox = Mutex<Limiter?>(nil)
         var router = Router()
-        HealthRoutes.install(into: &router) { serverBox.withLock { $0 } }
+        HealthRoutes.install(into: &router, server: { serverBox.withLock { $0 } }, limiter: { limiterBox.withLock { $0 } })
 
         var timeouts = UpstreamTimeouts()
         timeouts.connect = Int(try p.duration("upstream-connect-timeout")! / 1_000_000)
@@ -77,8 +85,27 @@ enum ServeCommand {
         let usage = UsageWriter(store: store, log: log)
         usage.start()
         let nodeID = p.string("node-id") ?? defaultNodeID()
+        let localLimiter = LocalLimiter()
+        var global: GlobalLimiter?
+        var heartbeat: NodeHeartbeat?
+        var redisConnections: [RedisConnection] = []
+        if let redisURL = p.string("redis-url"), !redisURL.isEmpty {
+            var redisConfig = try RedisConfiguration(url: redisURL)
+            redisConfig.commandTimeoutNanos = try p.duration("redis-timeout")!
+            redisConnections = group.loops.map { RedisConnection(configuration: redisConfig, loop: $0) }
+            for c in redisConnections { c.start() }
+            global = GlobalLimiter(connections: redisConnections, deadlineNanos: redisConfig.commandTimeoutNanos)
+            heartbeat = NodeHeartbeat(connection: redisConnections[0], nodeID: nodeID, local: localLimiter, log: log)
+            heartbeat?.start()
+            log.info("global limits through Redis", [("redis", .string(redisConfig.redacted))])
+        }
+        guard let policy = RedisFailurePolicy(rawValue: p.string("redis-failure") ?? "local") else {
+            throw UsageError("--redis-failure expects local, fail-open or fail-closed", commandPath: p.path)
+        }
+        let limiter = Limiter(local: localLimiter, global: global, policy: policy, log: log)
+        limiterBox.withLock { $0 = limiter }
         let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts), usage: usage,
-                                 limiter: LocalLimiter(), log: log, nodeID: nodeID)
+                                 limiter: limiter, log: log, nodeID: nodeID)
         router.addPrefix(nil, "/v1/") { request, response in await proxy.handle(request, response) }
         let watcher = RevisionWatcher(store: store, keys: keys, log: log)
         watcher.start()
@@ -100,6 +127,8 @@ enum ServeCommand {
                               ("grace_ms", .int(Int(grace / 1_000_000)))])
         await server.shutdown(graceNanos: grace)
         watcher.stop()
+        heartbeat?.stop()
+        for c in redisConnections { c.stop() }
         await usage.shutdown(deadlineNanos: 10_000_000_000)
         group.shutdown()
         await store.close()

@@ -20,6 +20,10 @@ enum RateLimitResponse {
     static func refusal(_ d: AdmissionDecision, limits: KeyLimitsConfig, estimate: Int64) -> (status: Int, headers: [(String, String)], error: ProxyError) {
         var headers = Self.headers(d)
         switch d.denied {
+        case .limiterUnavailable:
+            headers.append(("retry-after", "1"))
+            return (503, headers, ProxyError(status: 503, type: "server_error", code: "rate_limiter_unavailable",
+                                             message: "the rate limiter (Redis) is unavailable and this gateway refuses requests until it is back; retry shortly"))
         case .tooLarge:
             let cap = Int64(limits.tokens?.capacity ?? 0)
             return (400, headers, ProxyError(status: 400, type: "tokens", code: "request_too_large",

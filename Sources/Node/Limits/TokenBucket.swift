@@ -90,6 +90,8 @@ struct AdmissionDecision: Sendable, Equatable {
         case concurrency
         /// The request's token estimate alone exceeds the bucket: it can never pass.
         case tooLarge
+        /// Redis could not be asked and the policy is fail-closed.
+        case limiterUnavailable
     }
 
     var denied: Denial?

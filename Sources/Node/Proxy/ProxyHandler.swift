@@ -6,7 +6,7 @@ struct ProxyHandler: Sendable {
     let keys: KeyCache
     let upstreams: UpstreamPool
     let usage: UsageWriter
-    let limiter: LocalLimiter
+    let limiter: Limiter
     let log: Logger
     let nodeID: String
 
@@ -67,9 +67,10 @@ struct ProxyHandler: Sendable {
                                      maxConcurrent: rk.key.maxConcurrent)
         let estimate = facts.estimatedPromptTokens + (facts.maxTokens ?? 0)
         var rateHeaders: [(String, String)] = []
-        let limited = !limits.isUnlimited
-        if limited {
-            let decision = limiter.admit(key: rk.key.id, limits: limits, estimatedTokens: estimate)
+        var admission: Limiter.Admission?
+        if !limits.isUnlimited {
+            let a = await limiter.admit(on: response.loop, key: rk.key.id, limits: limits, estimatedTokens: estimate)
+            let decision = a.decision
             guard decision.allowed else {
                 let (status, headers, error) = RateLimitResponse.refusal(decision, limits: limits, estimate: estimate)
                 var h = HTTPHeaders(headers)
@@ -79,6 +80,7 @@ struct ProxyHandler: Sendable {
                 return
             }
             rateHeaders = RateLimitResponse.headers(decision)
+            admission = a
         }
 
         // OpenAI-style streams report usage only when asked: ask, and hide the extra chunk from the client.
@@ -123,8 +125,9 @@ struct ProxyHandler: Sendable {
             tokens.prompt = facts.estimatedPromptTokens
             tokens.completion = Int64(relay.bodyBytes / 4)
         }
-        if limited {
-            limiter.settle(key: rk.key.id, estimatedTokens: estimate, actualTokens: tokens.prompt + tokens.completion)
+        if let admission {
+            await limiter.settle(on: response.loop, admission, key: rk.key.id, limits: limits, estimatedTokens: estimate,
+                                 actualTokens: tokens.prompt + tokens.completion)
         }
         if outcome != .cancelledBeforeHead || relay.bodyBytes > 0 {
             usage.record(UsageRecord(id: Identifiers.make("u"), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
