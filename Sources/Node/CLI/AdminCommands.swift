@@ -44,9 +44,9 @@ enum AdminCommands {
     }
 
     static let limitOptions = [
-        OptionSpec("tps", value: "n", help: "Requests per second (0 = unlimited; fractions allowed)."),
-        OptionSpec("burst", value: "n", help: "Request burst (default max(1, tps))."),
-        OptionSpec("tokens", value: "n", help: "Tokens per minute (0 = unlimited)."),
+        OptionSpec("tps", value: "n", help: "Requests per second: a token bucket refilled at n/s (0 = unlimited; fractions such as 0.5 allowed)."),
+        OptionSpec("burst", value: "n", help: "Requests the bucket holds, i.e. the largest burst (default max(1, tps))."),
+        OptionSpec("tokens", value: "n", help: "Tokens per minute: a bucket of n refilled n/60 per second. Each request takes its estimate (prompt + max_tokens) up front; the difference is settled after the answer, possibly into debt that later requests wait out (0 = unlimited)."),
         OptionSpec("max-concurrent", value: "n", help: "In-flight requests at most (0 = unlimited)."),
         OptionSpec("expires", value: "when", help: "Expiry: a date, a duration from now (30d, 12h), or never."),
         OptionSpec("models", value: "a,b", help: "Models the key may use (empty = any)."),
