@@ -96,7 +96,7 @@ LUA
 run_wrk() {
   local name=$1 pid=$2 url=$3 conns=$4 dur=$5 script=$6 cpu=$7
   local t0 t1 out
-  timeout $((dur + 10)) taskset -c "$cpu" wrk -t1 -c"$conns" -d1s -s "$script" "$url" >/dev/null 2>&1  # warm-up
+  [ "${WARM:-1}" != 0 ] && timeout $((dur + 10)) taskset -c "$cpu" wrk -t1 -c"$conns" -d1s -s "$script" "$url" >/dev/null 2>&1  # warm-up
   t0=$(ticks_of "$pid")
   out=$(timeout $((dur + 20)) taskset -c "$cpu" wrk -t1 -c"$conns" -d"${dur}s" --timeout 5s --latency -s "$script" "$url" 2>&1 | grep '^RESULT')
   t1=$(ticks_of "$pid")

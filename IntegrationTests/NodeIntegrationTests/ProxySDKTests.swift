@@ -165,6 +165,15 @@ import TestSupport
         #expect(second["status"] as? Int == 429)
     }
 
+    @Test func openAISDKWithRetriesWaitsTheTimeWeSaid() throws {
+        // One request per 2 s: the retry must wait about 2 s (retry-after-ms), then succeed.
+        let stack = try ProxyStack(keyArgs: ["--tps", "0.5", "--burst", "1"])
+        let r = try stack.sdk("openai-retry-wait")
+        #expect(r["status"] as? Int == 200, "\(r)")
+        let waited = r["waited_s"] as? Double ?? 0
+        #expect(waited >= 1.8 && waited < 4, "waited \(waited) s")
+    }
+
     @Test func bigPromptsAreStoppedByTheTokenLimit() throws {
         let stack = try ProxyStack(keyArgs: ["--tokens", "1000"])
         let big = String(repeating: "x", count: 8000)  // ~2000 tokens: more than the whole bucket

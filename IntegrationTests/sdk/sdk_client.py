@@ -58,6 +58,16 @@ try:
         except openai.APIStatusError as e:
             out = {"error": type(e).__name__, "status": e.status_code, "body": e.body,
                    "request_id": e.response.headers.get("x-request-id")}
+    elif case == "openai-retry-wait":
+        import openai
+        c = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=int(os.environ.get("RETRIES", "1")))
+        c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])  # spends the burst
+        t0 = time.time()
+        try:
+            r = c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            out = {"status": r.status_code, "waited_s": time.time() - t0}
+        except openai.APIStatusError as e:
+            out = {"error": type(e).__name__, "waited_s": time.time() - t0}
     elif case == "anthropic-messages":
         r = anthropic_client().messages.create(model="claude-3-5-haiku-latest", max_tokens=64, messages=[{"role": "user", "content": "hi"}])
         out = {"text": r.content[0].text, "input_tokens": r.usage.input_tokens, "output_tokens": r.usage.output_tokens}

@@ -12,6 +12,10 @@ public struct RedisConfiguration: Sendable, Equatable {
     /// Reconnect backoff: first delay and ceiling (with jitter).
     public var backoffBaseNanos: UInt64 = 50_000_000
     public var backoffMaxNanos: UInt64 = 2_000_000_000
+    /// Send the commands issued in one pass of the event loop in one write, instead of each at once.
+    /// Fewer system calls when many independent callers share the connection (the node's limiter);
+    /// less overlap with the server when a few callers each wait for their reply before the next.
+    public var coalesceWrites = false
 
     public init(host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0) {
         self.host = host

@@ -110,7 +110,20 @@ public final class RedisConnection: @unchecked Sendable {
         let sentAt = monotonicNow()
         let timer = loop.redisSchedule(afterNanos: deadline) { [weak self] in self?.commandTimedOut(seq: seq, sentAt: sentAt) }
         pending.append(.user(c, timer: timer, sentAt: sentAt))
-        flush(fd)
+        if configuration.coalesceWrites { scheduleFlush() } else { flush(fd) }
+    }
+
+    private var flushScheduled = false
+
+    /// With `coalesceWrites`, commands issued in one pass of the loop leave in one write (the loop runs
+    /// this after its events).
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        loop.redisExecute { [self] in
+            flushScheduled = false
+            if fd >= 0 && machine.acceptsCommands { flush(fd) }
+        }
     }
 
     func sendInternal(_ args: [String]) {

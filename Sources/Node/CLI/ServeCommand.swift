@@ -92,6 +92,7 @@ enum ServeCommand {
         if let redisURL = p.string("redis-url"), !redisURL.isEmpty {
             var redisConfig = try RedisConfiguration(url: redisURL)
             redisConfig.commandTimeoutNanos = try p.duration("redis-timeout")!
+            redisConfig.coalesceWrites = true  // many requests per loop pass share each connection
             redisConnections = group.loops.map { RedisConnection(configuration: redisConfig, loop: $0) }
             for c in redisConnections { c.start() }
             global = GlobalLimiter(connections: redisConnections, deadlineNanos: redisConfig.commandTimeoutNanos)

@@ -70,6 +70,8 @@ final class Limiter: @unchecked Sendable {
         case .local:
             local.settle(key: key, estimatedTokens: estimatedTokens, actualTokens: actualTokens)
         case .global:
+            // Nothing to settle without a token bucket or a concurrency slot: no second round trip.
+            if limits.tokens == nil && limits.maxConcurrent == 0 { return }
             do {
                 try await global?.settle(on: loop, key: key, limits: limits, estimatedTokens: estimatedTokens, actualTokens: actualTokens)
             } catch {
