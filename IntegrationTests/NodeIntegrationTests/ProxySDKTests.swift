@@ -196,3 +196,34 @@ import TestSupport
         #expect((Int(after.header("x-ratelimit-remaining-tokens") ?? "") ?? 0) > 850)
     }
 }
+
+/// Azure OpenAI: deployments by model, `api-version`, the `api-key` header.
+@Suite struct AzureProxyTests {
+    @Test func chatGoesToTheDeploymentWithApiVersionAndApiKey() throws {
+        let stack = try ProxyStack(provider: "azure", endpointPath: "/openai")
+        let chat = try stack.sdk("openai-chat")
+        #expect(chat["prompt_tokens"] as? Int == 57, "\(chat)")
+        let seen = try stack.lastUpstreamRequest()
+        #expect(seen[":path"] == "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21")
+        #expect(seen["api-key"] == stack.providerKey)
+        #expect(seen["authorization"] == nil)
+        let stream = try stack.sdk("openai-stream")
+        #expect(stream["content"] as? String == "tok0 tok1 tok2 tok3 tok4 ")
+    }
+}
+
+/// Usage accepted before SIGTERM is in the store after the node exits.
+@Suite struct UsageFlushTests {
+    @Test func sigtermFlushesQueuedUsage() throws {
+        let stack = try ProxyStack()
+        let c = try RawHTTPClient(port: stack.port)
+        let body = #"{"model":"gpt-4o-mini","messages":[]}"#
+        for _ in 0..<20 {
+            try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            #expect(try c.readResponse().status == 200)
+        }
+        // Stop at once: the 1 s flush timer has probably not run yet for the last requests.
+        #expect(stack.node.stop() == 0)
+        #expect(try stack.usage().reduce(0) { $0 + ($1["requests"] as? Int ?? 0) } == 20)
+    }
+}
