@@ -31,6 +31,8 @@ enum ServeCommand {
                        help: "Deadline for one limiter call to Redis; past it the request is admitted locally."),
             OptionSpec("redis-failure", value: "policy", env: "LLM_PROXY_REDIS_FAILURE", default: "local",
                        help: "When Redis is away: local (this node's share of each limit), fail-open (no limits) or fail-closed (503)."),
+            OptionSpec("access-log", value: "bool", env: "LLM_PROXY_ACCESS_LOG", default: "true",
+                       help: "One JSON log line per proxied request (ids, status, latency, tokens; never keys or prompts)."),
             OptionSpec("log-level", value: "level", env: "LLM_PROXY_LOG_LEVEL", default: "info", help: "debug, info, warning or error."),
         ],
         run: { try await run($0) }
@@ -105,8 +107,31 @@ enum ServeCommand {
         }
         let limiter = Limiter(local: localLimiter, global: global, policy: policy, log: log)
         limiterBox.withLock { $0 = limiter }
+        let metrics = Metrics()
+        NodeMetrics.register(metrics)
+        let redisLinks = redisConnections
         let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts), usage: usage,
-                                 limiter: limiter, log: log, nodeID: nodeID)
+                                 limiter: limiter, log: log, nodeID: nodeID, metrics: metrics, accessLog: p.flag("access-log"))
+        metrics.onScrape { m in
+            m.set("llmp_open_connections", [], Double(serverBox.withLock { $0 }?.openConnections ?? 0))
+            m.set("llmp_open_streams", [], Double(Relay.openStreams.withLock { $0 }))
+            m.set("llmp_usage_queue_depth", [], Double(usage.depth))
+            m.setTotal("llmp_usage_dropped_total", [], Double(usage.dropped))
+            m.setTotal("llmp_usage_written_total", [], Double(usage.written))
+            m.setTotal("llmp_store_errors_total", ["usage_write"], Double(usage.failedBatches))
+            m.setTotal("llmp_store_errors_total", ["key_lookup"], Double(proxy.keyLookupFailures.withLock { $0 }))
+            m.set("llmp_key_cache_entries", [], Double(keys.count))
+            let mode = limiter.currentMode
+            m.set("llmp_limiter_mode", ["global"], mode == "global" ? 1 : 0)
+            m.set("llmp_limiter_mode", ["local"], mode == "global" ? 0 : 1)
+            m.setTotal("llmp_limiter_fallbacks_total", [], Double(limiter.fallbacks.withLock { $0 }))
+            if !redisLinks.isEmpty {
+                m.set("llmp_redis_up", [], redisLinks.allSatisfy { $0.health != .down } ? 1 : 0)
+            }
+        }
+        router.add(.GET, "/metrics") { _, response in
+            response.respond(status: 200, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(metrics.render().utf8))
+        }
         router.addPrefix(nil, "/v1/") { request, response in await proxy.handle(request, response) }
         let watcher = RevisionWatcher(store: store, keys: keys, log: log)
         watcher.start()

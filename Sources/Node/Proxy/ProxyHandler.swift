@@ -9,6 +9,9 @@ struct ProxyHandler: Sendable {
     let limiter: Limiter
     let log: Logger
     let nodeID: String
+    let metrics: Metrics
+    let accessLog: Bool
+    let keyLookupFailures = LockedBox(0)
 
     func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) async {
         let started = monotonicNanos()
@@ -17,9 +20,16 @@ struct ProxyHandler: Sendable {
         let anthropicShape = path.hasPrefix("/v1/messages") || path.hasPrefix("/v1/complete")
         let requestID = request.headers["x-request-id"].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? Identifiers.requestID()
 
-        func fail(_ e: ProxyError) {
+        let route = Self.route(path)
+        func fail(_ e: ProxyError, keyID: String = "") {
             response.respond(status: e.status, headers: ["content-type": "application/json", "x-request-id": requestID],
                              body: e.body(anthropic: anthropicShape))
+            record(route: route, provider: "none", status: e.status, started: started, upstreamNanos: 0)
+            if accessLog {
+                log.info("request", [("request_id", .string(requestID)), ("method", .string(request.method.rawValue)), ("path", .string(String(path))),
+                                     ("vkey", .string(keyID)), ("status", .int(e.status)), ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6)),
+                                     ("error", .string(e.code ?? e.type))])
+            }
         }
 
         // Authenticate.
@@ -33,6 +43,7 @@ struct ProxyHandler: Sendable {
             resolved = try await keys.resolve(Crypto.sha256Hex(secret))
         } catch {
             log.error("key lookup failed", [("request_id", .string(requestID)), ("error", .string("\(error)"))])
+            keyLookupFailures.withLock { $0 += 1 }
             fail(ProxyError(status: 503, type: "server_error", code: "store_unavailable",
                             message: "the key store is unavailable; retry shortly"))
             return
@@ -42,11 +53,11 @@ struct ProxyHandler: Sendable {
             return
         }
         if rk.key.disabled {
-            fail(ProxyError(status: 401, type: "invalid_request_error", code: "key_disabled", message: "this API key is disabled"))
+            fail(ProxyError(status: 401, type: "invalid_request_error", code: "key_disabled", message: "this API key is disabled"), keyID: rk.key.id)
             return
         }
         if let exp = rk.key.expiresAt, exp <= startedAt {
-            fail(ProxyError(status: 401, type: "invalid_request_error", code: "key_expired", message: "this API key has expired"))
+            fail(ProxyError(status: 401, type: "invalid_request_error", code: "key_expired", message: "this API key has expired"), keyID: rk.key.id)
             return
         }
 
@@ -58,7 +69,8 @@ struct ProxyHandler: Sendable {
         if !rk.key.allowedModels.isEmpty, request.method == .POST {
             guard let model = facts.model, rk.key.allowedModels.contains(model) else {
                 fail(ProxyError(status: 403, type: "invalid_request_error", code: "model_not_allowed",
-                                message: "model \"\(facts.model ?? "(none)")\" is not allowed for this key; allowed: \(rk.key.allowedModels.joined(separator: ", "))"))
+                                message: "model \"\(facts.model ?? "(none)")\" is not allowed for this key; allowed: \(rk.key.allowedModels.joined(separator: ", "))"),
+                     keyID: rk.key.id)
                 return
             }
         }
@@ -77,6 +89,13 @@ struct ProxyHandler: Sendable {
                 h.add("content-type", "application/json")
                 h.add("x-request-id", requestID)
                 response.respond(status: status, headers: h, body: error.body(anthropic: anthropicShape))
+                metrics.add("llmp_rate_limited_total", [Self.denialKind(decision.denied)])
+                record(route: route, provider: rk.connection.provider.rawValue, status: status, started: started, upstreamNanos: 0)
+                if accessLog {
+                    log.info("request", [("request_id", .string(requestID)), ("method", .string(request.method.rawValue)), ("path", .string(String(path))),
+                                         ("vkey", .string(rk.key.id)), ("status", .int(status)), ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6)),
+                                         ("error", .string(error.code ?? error.type))])
+                }
                 return
             }
             rateHeaders = RateLimitResponse.headers(decision)
@@ -115,7 +134,9 @@ struct ProxyHandler: Sendable {
         let transfer = UpstreamTransfer(multi: multi, method: request.method, url: url, headers: headers, body: body, timeouts: upstreams.timeouts)
         let relay = Relay(response: response, transfer: transfer, hideUsageChunk: hideUsageChunk, requestID: requestID,
                           anthropic: anthropicShape, started: started, extraHeaders: rateHeaders)
+        let upstreamStart = monotonicNanos()
         let outcome = await relay.run()
+        let upstreamNanos = monotonicNanos() - upstreamStart
 
         // Account.
         var tokens = relay.tokens
@@ -129,11 +150,49 @@ struct ProxyHandler: Sendable {
             await limiter.settle(on: response.loop, admission, key: rk.key.id, limits: limits, estimatedTokens: estimate,
                                  actualTokens: tokens.prompt + tokens.completion)
         }
+        let provider = rk.connection.provider.rawValue
+        record(route: route, provider: provider, status: relay.status == 0 ? 499 : relay.status, started: started, upstreamNanos: upstreamNanos)
+        metrics.add("llmp_tokens_total", [rk.key.id, facts.model ?? "", "prompt"], Double(tokens.prompt))
+        metrics.add("llmp_tokens_total", [rk.key.id, facts.model ?? "", "completion"], Double(tokens.completion))
+        if accessLog {
+            log.info("request", [("request_id", .string(requestID)), ("method", .string(request.method.rawValue)), ("path", .string(String(path))),
+                                 ("vkey", .string(rk.key.id)), ("model", .string(facts.model ?? "")), ("status", .int(relay.status)),
+                                 ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6)), ("stream", .bool(facts.stream)),
+                                 ("prompt_tokens", .int(Int(tokens.prompt))), ("completion_tokens", .int(Int(tokens.completion))),
+                                 ("estimated", .bool(estimated))])
+        }
         if outcome != .cancelledBeforeHead || relay.bodyBytes > 0 {
             usage.record(UsageRecord(id: Identifiers.make("u"), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
                                      model: facts.model ?? "", promptTokens: tokens.prompt, completionTokens: tokens.completion,
                                      estimated: estimated, statusCode: relay.status, latencyMillis: Int64((monotonicNanos() - started) / 1_000_000),
                                      stream: facts.stream, startedAt: startedAt, endedAt: nowMillis(), nodeID: nodeID))
+        }
+    }
+
+    private func record(route: String, provider: String, status: Int, started: UInt64, upstreamNanos: UInt64) {
+        let total = Double(monotonicNanos() - started) / 1e9
+        metrics.add("llmp_requests_total", [route, provider, String(status)])
+        metrics.observe("llmp_request_duration_seconds", [route], total)
+        if upstreamNanos > 0 {
+            metrics.observe("llmp_upstream_duration_seconds", [provider], Double(upstreamNanos) / 1e9)
+            metrics.observe("llmp_proxy_overhead_seconds", [], max(0, total - Double(upstreamNanos) / 1e9))
+        }
+    }
+
+    /// Known API routes keep their path as the label; anything else is `other` (bounded cardinality).
+    static func route(_ path: Substring) -> String {
+        let known: Set<Substring> = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/messages",
+                                     "/v1/responses", "/v1/moderations", "/v1/images/generations", "/v1/audio/transcriptions",
+                                     "/v1/audio/speech", "/v1/messages/count_tokens"]
+        return known.contains(path) ? String(path) : "other"
+    }
+
+    static func denialKind(_ d: AdmissionDecision.Denial?) -> String {
+        switch d {
+        case .tokens, .tooLarge: "tokens"
+        case .concurrency: "concurrency"
+        case .limiterUnavailable: "unavailable"
+        default: "requests"
         }
     }
 
@@ -176,6 +235,8 @@ final class Relay: @unchecked Sendable {
     private var sse: SSESplitter?
     private var plainBody: [UInt8] = []
     static let maxScannedBody = 4 << 20
+    static let openStreams = LockedBox(0)
+    private var countedAsStream = false
 
     init(response: HTTPResponseWriter, transfer: UpstreamTransfer, hideUsageChunk: Bool, requestID: String, anthropic: Bool, started: UInt64,
          extraHeaders: [(String, String)] = []) {
@@ -203,7 +264,11 @@ final class Relay: @unchecked Sendable {
                 h.add("x-request-id", requestID)
                 for (name, value) in extraHeaders { h.add(name, value) }
                 h.add("x-llm-proxy-overhead-ms", formatMillis(monotonicNanos() - started))
-                if isSSE { sse = SSESplitter() }
+                if isSSE {
+                    sse = SSESplitter()
+                    countedAsStream = true
+                    Self.openStreams.withLock { $0 += 1 }
+                }
                 response.writeHead(status: head.status, headers: h)
             }
             transfer.onData = { [self] bytes in
@@ -221,6 +286,10 @@ final class Relay: @unchecked Sendable {
                 return true
             }
             transfer.onEnd = { [self] result in
+                if countedAsStream {
+                    countedAsStream = false
+                    Self.openStreams.withLock { $0 -= 1 }
+                }
                 switch result {
                 case .success:
                     if sse != nil {

@@ -12,6 +12,7 @@ final class UsageWriter: @unchecked Sendable {
         var dropped = 0
         var written = 0
         var failures = 0
+        var failedBatches = 0
         var lastError: String?
     }
 
@@ -49,6 +50,7 @@ final class UsageWriter: @unchecked Sendable {
     var depth: Int { state.withLock { $0.queue.count } }
     var dropped: Int { state.withLock { $0.dropped } }
     var written: Int { state.withLock { $0.written } }
+    var failedBatches: Int { state.withLock { $0.failedBatches } }
 
     /// Writes everything queued, batch by batch; false if a batch failed (it stays queued).
     @discardableResult
@@ -66,6 +68,7 @@ final class UsageWriter: @unchecked Sendable {
             } catch {
                 let first = state.withLock { s -> Bool in
                     s.failures += 1
+                    s.failedBatches += 1
                     s.lastError = "\(error)"
                     return s.failures == 1
                 }

@@ -1,0 +1,172 @@
+/// Prometheus metrics, kept in memory and rendered in the text exposition format (0.0.4).
+///
+/// Label values with unbounded variety (virtual key ids, models) are capped per metric: past
+/// `maxSeries` distinct label sets, new ones are counted under `other`.
+///
+/// `@unchecked Sendable`: all state is behind `state`'s lock; updates are a dictionary write each.
+public final class Metrics: @unchecked Sendable {
+    struct Counter {
+        var help: String
+        var values: [[String]: Double] = [:]
+        var labelNames: [String]
+    }
+
+    struct Histogram {
+        var help: String
+        var labelNames: [String]
+        var buckets: [Double]
+        var series: [[String]: (counts: [UInt64], sum: Double, count: UInt64)] = [:]
+    }
+
+    struct State {
+        var counters: [String: Counter] = [:]
+        var gauges: [String: Counter] = [:]
+        var histograms: [String: Histogram] = [:]
+    }
+
+    private let state = LockedBox(State())
+    let maxSeries: Int
+    /// Gauges read at scrape time (open connections, queue depth…).
+    private let collectors = LockedBox<[@Sendable (Metrics) -> Void]>([])
+
+    public static let latencyBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+
+    public init(maxSeries: Int = 1000) {
+        self.maxSeries = maxSeries
+    }
+
+    public func counter(_ name: String, help: String, labels: [String] = []) {
+        state.withLock { $0.counters[name] = $0.counters[name] ?? Counter(help: help, labelNames: labels) }
+    }
+
+    public func gauge(_ name: String, help: String, labels: [String] = []) {
+        state.withLock { $0.gauges[name] = $0.gauges[name] ?? Counter(help: help, labelNames: labels) }
+    }
+
+    public func histogram(_ name: String, help: String, labels: [String] = [], buckets: [Double] = Metrics.latencyBuckets) {
+        state.withLock { $0.histograms[name] = $0.histograms[name] ?? Histogram(help: help, labelNames: labels, buckets: buckets) }
+    }
+
+    public func add(_ name: String, _ labels: [String] = [], _ value: Double = 1) {
+        state.withLock { s in
+            guard var c = s.counters[name] else { return }
+            let key = c.values[labels] != nil || c.values.count < maxSeries ? labels : labels.map { _ in "other" }
+            c.values[key, default: 0] += value
+            s.counters[name] = c
+        }
+    }
+
+    /// Sets a counter to a total kept elsewhere (read at scrape time).
+    public func setTotal(_ name: String, _ labels: [String] = [], _ value: Double) {
+        state.withLock { s in
+            guard var c = s.counters[name] else { return }
+            c.values[labels] = value
+            s.counters[name] = c
+        }
+    }
+
+    public func set(_ name: String, _ labels: [String] = [], _ value: Double) {
+        state.withLock { s in
+            guard var g = s.gauges[name] else { return }
+            g.values[labels] = value
+            s.gauges[name] = g
+        }
+    }
+
+    public func observe(_ name: String, _ labels: [String] = [], _ value: Double) {
+        state.withLock { s in
+            guard var h = s.histograms[name] else { return }
+            let key = h.series[labels] != nil || h.series.count < maxSeries ? labels : labels.map { _ in "other" }
+            var entry = h.series[key] ?? (counts: Array(repeating: 0, count: h.buckets.count), sum: 0, count: 0)
+            for (i, b) in h.buckets.enumerated() where value <= b { entry.counts[i] += 1 }
+            entry.sum += value
+            entry.count += 1
+            h.series[key] = entry
+            s.histograms[name] = h
+        }
+    }
+
+    public func onScrape(_ collect: @escaping @Sendable (Metrics) -> Void) {
+        collectors.withLock { $0.append(collect) }
+    }
+
+    /// The exposition text.
+    public func render() -> String {
+        for c in collectors.withLock({ $0 }) { c(self) }
+        return state.withLock { s in
+            var out = ""
+            func labelText(_ names: [String], _ values: [String], extra: (String, String)? = nil) -> String {
+                var pairs = zip(names, values).map { "\($0.0)=\"\(escape($0.1))\"" }
+                if let (k, v) = extra { pairs.append("\(k)=\"\(v)\"") }
+                return pairs.isEmpty ? "" : "{" + pairs.joined(separator: ",") + "}"
+            }
+            for name in s.counters.keys.sorted() {
+                let c = s.counters[name]!
+                out += "# HELP \(name) \(c.help)\n# TYPE \(name) counter\n"
+                for (labels, v) in c.values.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                    out += "\(name)\(labelText(c.labelNames, labels)) \(format(v))\n"
+                }
+            }
+            for name in s.gauges.keys.sorted() {
+                let g = s.gauges[name]!
+                out += "# HELP \(name) \(g.help)\n# TYPE \(name) gauge\n"
+                for (labels, v) in g.values.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                    out += "\(name)\(labelText(g.labelNames, labels)) \(format(v))\n"
+                }
+            }
+            for name in s.histograms.keys.sorted() {
+                let h = s.histograms[name]!
+                out += "# HELP \(name) \(h.help)\n# TYPE \(name) histogram\n"
+                for (labels, e) in h.series.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                    for (i, b) in h.buckets.enumerated() {
+                        out += "\(name)_bucket\(labelText(h.labelNames, labels, extra: ("le", format(b)))) \(e.counts[i])\n"
+                    }
+                    out += "\(name)_bucket\(labelText(h.labelNames, labels, extra: ("le", "+Inf"))) \(e.count)\n"
+                    out += "\(name)_sum\(labelText(h.labelNames, labels)) \(format(e.sum))\n"
+                    out += "\(name)_count\(labelText(h.labelNames, labels)) \(e.count)\n"
+                }
+            }
+            return out
+        }
+    }
+
+    private func escape(_ s: String) -> String {
+        var out = ""
+        for ch in s {
+            switch ch {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(ch)
+            }
+        }
+        return out
+    }
+
+    private func format(_ v: Double) -> String {
+        if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+        return String(v)
+    }
+}
+
+/// The node's metric names, declared once.
+enum NodeMetrics {
+    static func register(_ m: Metrics) {
+        m.counter("llmp_requests_total", help: "Requests answered, by route, provider and status.", labels: ["route", "provider", "status"])
+        m.histogram("llmp_request_duration_seconds", help: "Time from request to the end of the response.", labels: ["route"])
+        m.histogram("llmp_upstream_duration_seconds", help: "Time spent waiting on the provider.", labels: ["provider"])
+        m.histogram("llmp_proxy_overhead_seconds", help: "Time not spent waiting on the provider (to its response head).", labels: [])
+        m.counter("llmp_tokens_total", help: "Tokens by virtual key id, model and kind (prompt or completion).", labels: ["vkey", "model", "kind"])
+        m.counter("llmp_rate_limited_total", help: "Requests refused by a limit, by kind.", labels: ["kind"])
+        m.gauge("llmp_limiter_mode", help: "1 for the limiter's current mode (global or local).", labels: ["mode"])
+        m.counter("llmp_limiter_fallbacks_total", help: "Admissions that fell back to local buckets because Redis did not answer.")
+        m.gauge("llmp_redis_up", help: "1 while the node's Redis connections are ready.")
+        m.counter("llmp_store_errors_total", help: "Store operations that failed (key lookups, usage writes).", labels: ["op"])
+        m.gauge("llmp_open_connections", help: "Open client connections.")
+        m.gauge("llmp_open_streams", help: "Responses being streamed now.")
+        m.gauge("llmp_usage_queue_depth", help: "Usage records waiting to be written.")
+        m.counter("llmp_usage_dropped_total", help: "Usage records dropped because the queue was full (should stay 0).")
+        m.counter("llmp_usage_written_total", help: "Usage records written to the store.")
+        m.gauge("llmp_key_cache_entries", help: "Virtual keys cached in memory.")
+    }
+}
