@@ -12,13 +12,15 @@ import TestSupport
         let ports: [UInt16]
         let key: String
         let redis: RedisTestServer
+        static let adminKey = "cluster-admin-key-0123456789"
 
         init(keyArgs: [String], redisTimeout: String = "50ms") throws {
             redis = try RedisTestServer()
             mock = try ChildProcess(BuiltProducts.path("mock-provider"), ["--listen", "127.0.0.1:0"])
             let out = try mock.waitForOutput(containing: "listening on")
             let mockPort = String(out[out.range(of: "127.0.0.1:")!.upperBound...].prefix(while: \.isNumber))
-            let env = ["LLM_PROXY_DATABASE_URL": TestServers.tempSQLiteURL(), "LLM_PROXY_MASTER_KEY": "cluster-test-master-key-1"]
+            let env = ["LLM_PROXY_DATABASE_URL": TestServers.tempSQLiteURL(), "LLM_PROXY_MASTER_KEY": "cluster-test-master-key-1",
+                       "LLM_PROXY_ADMIN_KEY": Cluster.adminKey]
             let proxy = BuiltProducts.path("llm-proxy")
             let conn = try runCommand(proxy, ["connection", "add", "--name", "mock", "--provider", "openai", "--endpoint",
                                               "http://127.0.0.1:\(mockPort)/v1", "--api-key", "sk-up", "--output", "json"], environment: env)
@@ -49,7 +51,7 @@ import TestSupport
 
         func limiterMode(_ i: Int) throws -> String {
             let c = try RawHTTPClient(port: ports[i])
-            try c.send("GET /readyz HTTP/1.1\r\nHost: p\r\n\r\n")
+            try c.send("GET /readyz HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(Cluster.adminKey)\r\n\r\n")
             let text = try c.readResponse().bodyText
             return text.contains("\"limiter\":\"global\"") ? "global" : "local"
         }

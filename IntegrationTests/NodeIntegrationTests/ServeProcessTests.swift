@@ -16,7 +16,9 @@ import TestSupport
         #expect(r.status == 200)
         #expect(r.bodyText == #"{"status":"ok"}"#)
         try c.send("GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
-        #expect(try c.readResponse().status == 200)
+        let ready = try c.readResponse()
+        #expect(ready.status == 200)
+        #expect(ready.bodyText == #"{"status":"ready"}"#)  // no detail without the admin key
         let status = node.stop()
         #expect(status == 0)
         #expect(node.outputText.contains("\"msg\":\"draining\""))

@@ -77,13 +77,14 @@ enum ServeCommand {
         let serverBox = Mutex<HTTPServer?>(nil)
         let limiterBox = Mutex<Limiter?>(nil)
         var router = Router()
-        HealthRoutes.install(into: &router, server: { serverBox.withLock { $0 } }, limiter: { limiterBox.withLock { $0 } })
 
         var timeouts = UpstreamTimeouts()
         timeouts.connect = Int(try p.duration("upstream-connect-timeout")! / 1_000_000)
         timeouts.firstByte = Int(try p.duration("upstream-first-byte-timeout")! / 1_000_000)
         timeouts.idle = Int(try p.duration("upstream-idle-timeout")! / 1_000_000)
         let keys = KeyCache(store: store, box: opened.box)
+        let watcher = RevisionWatcher(store: store, keys: keys, log: log)
+        watcher.start()
         let usage = UsageWriter(store: store, log: log)
         usage.start()
         let nodeID = p.string("node-id") ?? defaultNodeID()
@@ -129,12 +130,25 @@ enum ServeCommand {
                 m.set("llmp_redis_up", [], redisLinks.allSatisfy { $0.health != .down } ? 1 : 0)
             }
         }
+        let adminKey = p.environment["LLM_PROXY_ADMIN_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        HealthRoutes.install(into: &router, ReadinessSources(
+            server: { serverBox.withLock { $0 } },
+            limiter: { limiterBox.withLock { $0 } },
+            storeSilence: {
+                let last = watcher.lastSuccess.withLock { $0 }
+                return last == 0 ? nil : Double(monotonicNanos() - last) / 1e9
+            },
+            cachedKeys: { keys.count },
+            redisHealth: {
+                guard !redisLinks.isEmpty else { return "off" }
+                if redisLinks.allSatisfy({ $0.health == .ready }) { return "ready" }
+                return redisLinks.contains { $0.health == .down } ? "down" : "degraded"
+            },
+            adminKeyHash: adminKey.map(Crypto.sha256Hex)))
         router.add(.GET, "/metrics") { _, response in
             response.respond(status: 200, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(metrics.render().utf8))
         }
         router.addPrefix(nil, "/v1/") { request, response in await proxy.handle(request, response) }
-        let watcher = RevisionWatcher(store: store, keys: keys, log: log)
-        watcher.start()
         let server = HTTPServer(group: group, configuration: config, handler: router)
         serverBox.withLock { $0 = server }
         do {

@@ -10,7 +10,9 @@ final class RevisionWatcher: @unchecked Sendable {
     /// Monotonic time of the last successful read, for readiness.
     let lastSuccess = LockedBox<UInt64>(0)
 
+    /// Created right after the store answered (migration, key check): that counts as the first success.
     init(store: any Store, keys: KeyCache, log: Logger) {
+        lastSuccess.withLock { $0 = monotonicNanos() }
         self.store = store
         self.keys = keys
         self.log = log

@@ -35,7 +35,7 @@ final class UsageWriter: @unchecked Sendable {
             var backoff: UInt64 = 1
             while !Task.isCancelled {
                 let ok = await flushOnce()
-                backoff = ok ? 1 : min(backoff * 2, 30)
+                backoff = ok ? 1 : min(backoff * 2, 5)
                 try? await Task.sleep(for: .seconds(Int(backoff)))
             }
         }
