@@ -9,8 +9,22 @@ enum AdminCommands {
 
     // MARK: Plumbing
 
-    static func withService(_ p: ParsedCommand, _ body: (AdminService, OutputFormat) async throws -> Int32) async throws -> Int32 {
+    static let server = OptionSpec("server", value: "url", env: "LLM_PROXY_SERVER",
+                                   help: "Run admin commands against this node's admin API instead of the store (needs --admin-key).")
+    static let adminKey = OptionSpec("admin-key", value: "key", env: "LLM_PROXY_ADMIN_KEY", help: "The node's admin key (for --server).")
+
+    /// Runs `body` with the store (`--database-url`) or, with `--server`, a node's admin API.
+    static func withService(_ p: ParsedCommand, _ body: (any AdminBackend, OutputFormat) async throws -> Int32) async throws -> Int32 {
         let format = try OutputFormat.parse(p)
+        if let server = p.string("server"), !server.isEmpty {
+            guard server.hasPrefix("http://") || server.hasPrefix("https://") else {
+                throw UsageError("--server expects an http:// or https:// URL, got \"\(server)\"", commandPath: p.path)
+            }
+            guard let key = p.string("admin-key"), !key.isEmpty else {
+                throw UsageError("--server needs --admin-key (or LLM_PROXY_ADMIN_KEY)", commandPath: p.path)
+            }
+            return try await body(RemoteAdmin(baseURL: server, adminKey: key), format)
+        }
         let opened = try await StoreAccess.open(p, poolSize: 1)
         let service = AdminService(store: opened.store, box: opened.box, actor: AuditActor("cli:\(currentUserName())"))
         do {

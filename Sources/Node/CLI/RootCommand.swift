@@ -7,7 +7,8 @@ public enum RootCommand {
         CommandSpec(
             name: "llm-proxy",
             summary: "A distributed LLM gateway: virtual keys, per-key request and token limits, one API for many providers.",
-            options: [OptionSpec("version", help: "Print the version and exit."), StoreAccess.databaseURL, AdminCommands.output],
+            options: [OptionSpec("version", help: "Print the version and exit."), StoreAccess.databaseURL, AdminCommands.output,
+                      AdminCommands.server, AdminCommands.adminKey],
             subcommands: [ServeCommand.spec] + AdminCommands.all + [StoreCommands.migrate, StoreCommands.rotateMasterKey],
             run: nil
         )

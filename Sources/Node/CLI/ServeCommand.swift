@@ -145,6 +145,22 @@ enum ServeCommand {
                 return redisLinks.contains { $0.health == .down } ? "down" : "degraded"
             },
             adminKeyHash: adminKey.map(Crypto.sha256Hex)))
+        // Admin API (only with an admin key), and instant invalidation of cached keys through Redis.
+        var subscriber: RedisSubscriber?
+        if let adminKey {
+            let service = AdminService(store: store, box: opened.box, actor: AuditActor("admin-api"))
+            let announcer = redisLinks.first
+            AdminAPI(service: service, adminKeyHash: Array(Crypto.sha256Hex(adminKey).utf8), announce: {
+                keys.invalidateAll()
+                if let announcer { Task { _ = try? await announcer.publish(KeyInvalidation.channel, nodeID) } }
+            }).install(into: &router)
+        }
+        if let first = redisLinks.first {
+            let s = RedisSubscriber(configuration: first.configuration, loop: group.loops[0])
+            s.subscribe([KeyInvalidation.channel]) { _, _ in keys.invalidateAll() }
+            s.start()
+            subscriber = s
+        }
         router.add(.GET, "/metrics") { _, response in
             response.respond(status: 200, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(metrics.render().utf8))
         }
@@ -168,6 +184,7 @@ enum ServeCommand {
         await server.shutdown(graceNanos: grace)
         watcher.stop()
         heartbeat?.stop()
+        subscriber?.stop()
         for c in redisConnections { c.stop() }
         await usage.shutdown(deadlineNanos: 10_000_000_000)
         group.shutdown()

@@ -87,5 +87,19 @@ final class KeyCache: @unchecked Sendable {
         }
     }
 
+    /// Drops everything now (an admin change was announced); the next revision poll re-arms caching.
+    func invalidateAll() {
+        state.withLock { s in
+            s.known.removeAll(keepingCapacity: true)
+            s.unknown.removeAll(keepingCapacity: true)
+            s.revision = -1
+        }
+    }
+
     var count: Int { state.withLock { $0.known.count } }
+}
+
+/// The Redis channel on which admin changes are announced (payload: the announcing node's id).
+enum KeyInvalidation {
+    static let channel = "llmp:changes"
 }

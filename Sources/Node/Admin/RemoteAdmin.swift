@@ -1,0 +1,166 @@
+import CCurl
+import FoundationEssentials
+import Storage
+
+/// What the admin CLI needs, whether it works on the store or on a node's admin API.
+protocol AdminBackend: Sendable {
+    func addConnection(name: String, provider: String, endpoint: String?, apiKey: String, apiVersion: String?) async throws -> ConnectionView
+    func connections() async throws -> [ConnectionView]
+    func connection(id: String) async throws -> ConnectionView
+    func removeConnection(id: String, force: Bool) async throws
+    func addKey(name: String, connectionID: String, limits: KeyLimits) async throws -> (VirtualKeyView, String)
+    func keys() async throws -> [VirtualKeyView]
+    func key(id: String) async throws -> VirtualKeyView
+    func updateKey(id: String, limits: KeyLimits) async throws -> VirtualKeyView
+    func removeKey(id: String) async throws
+    func usage(_ query: UsageQuery) async throws -> [UsageView]
+}
+
+extension AdminService: AdminBackend {}
+
+/// The admin CLI against a running node (`--server URL --admin-key KEY`), over `/admin/*`. A CLI process
+/// makes one blocking call at a time, so a plain curl easy handle serves.
+struct RemoteAdmin: AdminBackend {
+    let baseURL: String
+    let adminKey: String
+
+    struct Created: Decodable { var id: String; var key: String; var name: String; var connection_id: String }
+    struct ErrorBody: Decodable { struct E: Decodable { var message: String; var code: String? }; var error: E }
+
+    func addConnection(name: String, provider: String, endpoint: String?, apiKey: String, apiVersion: String?) async throws -> ConnectionView {
+        var body: [String: String] = ["name": name, "provider": provider, "api_key": apiKey]
+        body["endpoint"] = endpoint
+        body["api_version"] = apiVersion
+        return try call("POST", "/admin/connections", body: Array(try JSONEncoder().encode(body)))
+    }
+
+    func connections() async throws -> [ConnectionView] { try call("GET", "/admin/connections") }
+    func connection(id: String) async throws -> ConnectionView { try call("GET", "/admin/connections/\(escape(id))") }
+
+    func removeConnection(id: String, force: Bool) async throws {
+        let _: Empty = try call("DELETE", "/admin/connections/\(escape(id))" + (force ? "?force=true" : ""))
+    }
+
+    func addKey(name: String, connectionID: String, limits: KeyLimits) async throws -> (VirtualKeyView, String) {
+        var body = Self.fields(limits)
+        body["name"] = .string(name)
+        body["connection_id"] = .string(connectionID)
+        let created: Created = try call("POST", "/admin/vkeys", body: Array(JSONValueText.object(body).utf8))
+        let view: VirtualKeyView = try call("GET", "/admin/vkeys/\(escape(created.id))")
+        return (view, created.key)
+    }
+
+    func keys() async throws -> [VirtualKeyView] { try call("GET", "/admin/vkeys") }
+    func key(id: String) async throws -> VirtualKeyView { try call("GET", "/admin/vkeys/\(escape(id))") }
+
+    func updateKey(id: String, limits: KeyLimits) async throws -> VirtualKeyView {
+        try call("PATCH", "/admin/vkeys/\(escape(id))", body: Array(JSONValueText.object(Self.fields(limits)).utf8))
+    }
+
+    func removeKey(id: String) async throws { let _: Empty = try call("DELETE", "/admin/vkeys/\(escape(id))") }
+
+    func usage(_ q: UsageQuery) async throws -> [UsageView] {
+        var params: [String] = []
+        if let k = q.virtualKeyID { params.append("vkey=\(escape(k))") }
+        if let s = q.since { params.append("since=\(escape(isoTime(s)))") }
+        if let u = q.until { params.append("until=\(escape(isoTime(u)))") }
+        return try call("GET", "/admin/usage" + (params.isEmpty ? "" : "?" + params.joined(separator: "&")))
+    }
+
+    // MARK: HTTP
+
+    struct Empty: Decodable {}
+
+    static func fields(_ l: KeyLimits) -> [String: JSONValueText] {
+        var f: [String: JSONValueText] = [:]
+        if let v = l.tps { f["tps"] = .number(v) }
+        if let v = l.burst { f["burst"] = .number(v) }
+        if let v = l.tokensPerMinute { f["tokens_per_minute"] = .number(Double(v)) }
+        if let v = l.maxConcurrent { f["max_concurrent"] = .number(Double(v)) }
+        if let e = l.expiresAt { f["expires_at"] = .string(e.map(isoTime) ?? "never") }
+        if let m = l.models { f["models"] = .array(m.map { .string($0) }) }
+        if let d = l.disabled { f["disabled"] = .bool(d) }
+        return f
+    }
+
+    private func escape(_ s: String) -> String { ProviderRouting.percentEncodePathSegment(s) }
+
+    private func call<T: Decodable>(_ method: String, _ path: String, body: [UInt8]? = nil) throws -> T {
+        let (status, data) = try perform(method, path, body: body)
+        if (200..<300).contains(status) {
+            if status == 204 || data.isEmpty, let empty = Empty() as? T { return empty }
+            return try JSONDecoder().decode(T.self, from: Data(data))
+        }
+        let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(data)))?.error.message ?? "HTTP \(status) from \(baseURL)"
+        let code: StoreError.Code = switch status {
+        case 400, 413: .invalid
+        case 404: .notFound
+        case 409: message.contains("used by") ? .inUse : .duplicate
+        case 401: .invalid
+        default: .unavailable
+        }
+        throw StoreError(code, status == 401 ? "the node refused the admin key: \(message)" : message)
+    }
+
+    private func perform(_ method: String, _ path: String, body: [UInt8]?) throws -> (Int, [UInt8]) {
+        guard let easy = curl_easy_init() else { throw StoreError(.unavailable, "cannot start an HTTP client") }
+        defer { curl_easy_cleanup(easy) }
+        var list: UnsafeMutablePointer<curl_slist>?
+        list = curl_slist_append(list, "Authorization: Bearer \(adminKey)")
+        list = curl_slist_append(list, "Content-Type: application/json")
+        list = curl_slist_append(list, "Expect:")
+        defer { curl_slist_free_all(list) }
+        let base = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        llmp_easy_setopt_string(easy, CURLOPT_URL, base + path)
+        llmp_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method)
+        llmp_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list)
+        llmp_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        llmp_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, 5000)
+        llmp_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, 30000)
+        let sink = ResponseSink()
+        let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
+        llmp_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, sinkPointer)
+        llmp_easy_setopt_data_cb(easy, CURLOPT_WRITEFUNCTION) { ptr, size, count, userdata in
+            let s = Unmanaged<ResponseSink>.fromOpaque(userdata!).takeUnretainedValue()
+            s.bytes.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: size * count))
+            return size * count
+        }
+        let payload = body ?? []
+        let rc: CURLcode = payload.withUnsafeBytes { p in
+            if body != nil {
+                llmp_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(p.count))
+                llmp_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: p.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+            return curl_easy_perform(easy)
+        }
+        guard rc == CURLE_OK else {
+            throw StoreError(.unavailable, "cannot reach \(base): \(String(cString: curl_easy_strerror(rc)))")
+        }
+        var status = 0
+        llmp_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        return (status, sink.bytes)
+    }
+
+    final class ResponseSink { var bytes: [UInt8] = [] }
+}
+
+/// A JSON value written in key order as given (dictionary keys sorted), for request bodies.
+enum JSONValueText {
+    case string(String)
+    case number(Double)
+    case bool(Bool)
+    case array([JSONValueText])
+
+    var text: String {
+        switch self {
+        case .string(let s): "\"\(jsonEscape(s))\""
+        case .number(let d): d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
+        case .bool(let b): b ? "true" : "false"
+        case .array(let a): "[" + a.map(\.text).joined(separator: ",") + "]"
+        }
+    }
+
+    static func object(_ fields: [String: JSONValueText]) -> String {
+        "{" + fields.sorted { $0.key < $1.key }.map { "\"\(jsonEscape($0.key))\":\($0.value.text)" }.joined(separator: ",") + "}"
+    }
+}
