@@ -3,7 +3,7 @@
 #   scripts/install-deps.sh run    build and run dependencies only
 #   scripts/install-deps.sh test   also the servers and tools the tests start (Redis, PostgreSQL 15,
 #                                  nginx, wrk, Prometheus' promtool) and a Python venv with SecantusDB
-#                                  (MongoDB-compatible test server) and the official openai/anthropic SDKs
+#                                  (MongoDB-compatible test server), the official openai/anthropic SDKs and schemathesis
 set -euo pipefail
 mode=${1:-run}
 cd "$(dirname "$0")/.."
@@ -29,9 +29,9 @@ fi
 
 if [ "$mode" = test ]; then
   venv=.venv
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import secantus, openai, anthropic' 2>/dev/null; then
-    echo "install-deps: creating $venv (secantusdb, openai, anthropic)" >&2
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import secantus, openai, anthropic, schemathesis' 2>/dev/null; then
+    echo "install-deps: creating $venv (secantusdb, openai, anthropic, schemathesis)" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check 'secantusdb==0.7.0b3' openai anthropic >/dev/null
+    "$venv/bin/pip" install -q --disable-pip-version-check 'secantusdb==0.7.0b3' openai anthropic schemathesis >/dev/null
   fi
 fi

@@ -123,3 +123,21 @@ import TestSupport
         #expect(Set(paths.keys) == ["/admin/connections", "/admin/connections/{id}", "/admin/vkeys", "/admin/vkeys/{id}", "/admin/usage"])
     }
 }
+
+/// schemathesis (PyPI) generates requests from the served OpenAPI document, with the admin key:
+/// no response may be a 5xx, and every response must match the document.
+@Suite struct AdminAPISchemaTests {
+    @Test func schemathesisFindsNoServerErrorAndNoNonconformingResponse() throws {
+        let key = "schema-admin-key-0123456789"
+        let node = try ChildProcess(BuiltProducts.path("llm-proxy"), ["serve", "--listen", "127.0.0.1:0"],
+                                    environment: ["LLM_PROXY_DATABASE_URL": TestServers.tempSQLiteURL(), "LLM_PROXY_ADMIN_KEY": key])
+        defer { node.stop() }
+        let port = try node.waitForListeningPort()
+        let venv = ProcessInfo.processInfo.environment["LLM_PROXY_TEST_VENV"] ?? TestServers.packageRoot + "/.venv"
+        let r = try runCommand(venv + "/bin/st", ["run", "http://127.0.0.1:\(port)/admin/openapi.json", "-H", "Authorization: Bearer \(key)",
+                                                  "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
+                                                  "--max-examples", "40", "--seed", "1"], timeout: 240)
+        #expect(r.status == 0, "schemathesis failed:\n\(r.output.suffix(4000))")
+        #expect(node.process.isRunning, "the node died under schemathesis")
+    }
+}

@@ -101,3 +101,25 @@ import Testing
         #expect(HostPort(parsing: "::1:80") == nil)
     }
 }
+
+@Suite struct TimeArgumentTests {
+    /// Found by schemathesis: a huge duration overflowed Int64 and crashed the node.
+    @Test func hugeDurationsAreRefusedNotACrash() {
+        #expect(parseTime("354161136320143535s", future: true) == nil)
+        #expect(parseTime("889407689278477.39m", future: false) == nil)
+        #expect(parseTime("1e300d", future: true) == nil)
+    }
+
+    @Test func datesDurationsAndDateTimes() {
+        #expect(parseTime("2026-12-31", future: true) == 1_798_675_200_000)
+        #expect(parseTime("2026-12-31T12:00:00Z", future: true) == 1_798_718_400_000)
+        #expect(parseTime("2026-12-31t12:00:00z", future: true) == 1_798_718_400_000)
+        #expect(parseTime("2026-12-31T12:00:00.5Z", future: true) == 1_798_718_400_500)
+        let now = nowMillisForTest()
+        #expect(abs((parseTime("1h", future: true) ?? 0) - (now + 3_600_000)) < 5000)
+        #expect(parseTime("yesterday", future: false) == nil)
+        #expect(parseTime("", future: false) == nil)
+    }
+
+    func nowMillisForTest() -> Int64 { Int64(wallClockSeconds() * 1000) }
+}

@@ -67,7 +67,14 @@ struct AdminAPI: Sendable {
             case (.GET, "connections", .some(let id)):
                 try ok(response, 200, try await service.connection(id: id))
             case (.DELETE, "connections", .some(let id)):
-                let force = request.query.map { $0.split(separator: "&").contains("force=true") } ?? false
+                var force = false
+                for pair in (request.query ?? "").split(separator: "&") where pair.hasPrefix("force=") {
+                    switch pair.dropFirst(6) {
+                    case "true": force = true
+                    case "false": force = false
+                    default: throw StoreError(.invalid, "force must be true or false")
+                    }
+                }
                 try await service.removeConnection(id: id, force: force)
                 changed()
                 response.respond(status: 204)
@@ -87,10 +94,13 @@ struct AdminAPI: Sendable {
                 let b = try decode(KeyFields.self, request)
                 if b.name != nil || b.connection_id != nil { throw StoreError(.invalid, "name and connection_id cannot be changed") }
                 let l = try limits(b)
-                guard l != KeyLimits() else { throw StoreError(.invalid, "nothing to change") }
-                let k = try await service.updateKey(id: id, limits: l)
-                changed()
-                try ok(response, 200, k)
+                if l == KeyLimits() {
+                    try ok(response, 200, try await service.key(id: id))  // nothing to change
+                } else {
+                    let k = try await service.updateKey(id: id, limits: l)
+                    changed()
+                    try ok(response, 200, k)
+                }
             case (.DELETE, "vkeys", .some(let id)):
                 try await service.removeKey(id: id)
                 changed()
@@ -112,8 +122,18 @@ struct AdminAPI: Sendable {
                 }
                 try ok(response, 200, try await service.usage(q))
             default:
-                let known = ["connections", "vkeys", "usage", "openapi.json"].contains(resource)
-                fail(response, known ? 405 : 404, known ? "method_not_allowed" : "not_found", "no admin route for \(method) \(request.path)")
+                let allowed: String? = switch (resource, target == nil) {
+                case ("connections", true), ("vkeys", true): "GET, POST"
+                case ("connections", false): "GET, DELETE"
+                case ("vkeys", false): "GET, PATCH, DELETE"
+                case ("usage", true), ("openapi.json", true): "GET"
+                default: nil
+                }
+                if let allowed {
+                    fail(response, 405, "method_not_allowed", "\(method) is not allowed on \(request.path); allowed: \(allowed)", allow: allowed)
+                } else {
+                    fail(response, 404, "not_found", "no admin route for \(method) \(request.path)")
+                }
             }
         } catch let e as StoreError {
             let (status, code): (Int, String) = switch e.code {
@@ -162,8 +182,10 @@ struct AdminAPI: Sendable {
         response.respond(status: status, headers: ["content-type": "application/json"], body: Array(try encoder.encode(value)))
     }
 
-    private func fail(_ response: HTTPResponseWriter, _ status: Int, _ code: String, _ message: String) {
-        response.respond(status: status, headers: ["content-type": "application/json"],
+    private func fail(_ response: HTTPResponseWriter, _ status: Int, _ code: String, _ message: String, allow: String? = nil) {
+        var headers: HTTPHeaders = ["content-type": "application/json"]
+        if let allow { headers.add("allow", allow) }
+        response.respond(status: status, headers: headers,
                          body: Array("{\"error\":{\"message\":\"\(jsonEscape(message))\",\"type\":\"admin_error\",\"code\":\"\(code)\"}}".utf8))
     }
 

@@ -108,7 +108,8 @@ enum AdminOpenAPI {
           "name": {
             "type": "string",
             "minLength": 1,
-            "maxLength": 200
+            "maxLength": 200,
+            "pattern": "^[^\\n\\r]*\\S[^\\n\\r]*$"
           },
           "provider": {
             "type": "string",
@@ -120,15 +121,30 @@ enum AdminOpenAPI {
           },
           "endpoint": {
             "type": "string",
-            "format": "uri"
+            "pattern": "^[hH][tT][tT][pP][sS]?://[^\\s/?#@]+(/[^\\s?#]*)?$"
           },
           "api_key": {
             "type": "string",
-            "minLength": 1
+            "pattern": "^\\S+$"
           },
           "api_version": {
             "type": "string"
           }
+        },
+        "if": {
+          "properties": {
+            "provider": {
+              "const": "azure"
+            }
+          },
+          "required": [
+            "provider"
+          ]
+        },
+        "then": {
+          "required": [
+            "endpoint"
+          ]
         }
       },
       "Usage": {
@@ -249,8 +265,16 @@ enum AdminOpenAPI {
             "minimum": 0
           },
           "expires_at": {
-            "type": "string",
-            "description": "a date, a duration from now (30d) or never"
+            "anyOf": [
+              {
+                "$ref": "#/components/schemas/When"
+              },
+              {
+                "type": "string",
+                "const": "never"
+              }
+            ],
+            "description": "a date or date-time, a duration from now (30d, 12h), or never"
           },
           "models": {
             "type": "array",
@@ -278,7 +302,8 @@ enum AdminOpenAPI {
               "name": {
                 "type": "string",
                 "minLength": 1,
-                "maxLength": 200
+                "maxLength": 200,
+                "pattern": "^[^\\n\\r]*\\S[^\\n\\r]*$"
               },
               "connection_id": {
                 "type": "string"
@@ -310,6 +335,22 @@ enum AdminOpenAPI {
             "type": "string"
           }
         }
+      },
+      "When": {
+        "anyOf": [
+          {
+            "type": "string",
+            "format": "date-time"
+          },
+          {
+            "type": "string",
+            "format": "date"
+          },
+          {
+            "type": "string",
+            "pattern": "^[0-9]+(\\.[0-9]+)?[smhd]$"
+          }
+        ]
       }
     },
     "responses": {
@@ -457,6 +498,9 @@ enum AdminOpenAPI {
             "$ref": "#/components/responses/Error"
           },
           "503": {
+            "$ref": "#/components/responses/Error"
+          },
+          "400": {
             "$ref": "#/components/responses/Error"
           }
         }
@@ -634,14 +678,14 @@ enum AdminOpenAPI {
             "name": "since",
             "in": "query",
             "schema": {
-              "type": "string"
+              "$ref": "#/components/schemas/When"
             }
           },
           {
             "name": "until",
             "in": "query",
             "schema": {
-              "type": "string"
+              "$ref": "#/components/schemas/When"
             }
           }
         ],

@@ -260,13 +260,18 @@ func formatNumber(_ d: Double) -> String {
 func parseTime(_ text: String, future: Bool) -> Int64? {
     let units: [(String, Double)] = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
     for (u, ms) in units where text.hasSuffix(u) && !text.contains("-") {
-        guard let n = Double(text.dropLast()), n >= 0, n.isFinite else { return nil }
+        // At most about 3000 years either way: anything larger is a mistake, and would overflow.
+        guard let n = Double(text.dropLast()), n >= 0, n.isFinite, n * ms < 1e14 else { return nil }
         let delta = Int64(n * ms)
         return future ? nowMillis() + delta : nowMillis() - delta
     }
     let full = text.count == 10 ? text + "T00:00:00Z" : text
-    guard let date = try? Date(full, strategy: .iso8601) else { return nil }
-    return Int64(date.timeIntervalSince1970 * 1000)
+    let styles: [Date.ISO8601FormatStyle] = [.iso8601, Date.ISO8601FormatStyle(includingFractionalSeconds: true)]
+    for style in styles {
+        if let date = try? Date(full, strategy: style) { return Int64(date.timeIntervalSince1970 * 1000) }
+        if let date = try? Date(full.uppercased(), strategy: style) { return Int64(date.timeIntervalSince1970 * 1000) }
+    }
+    return nil
 }
 
 func currentUserName() -> String {
