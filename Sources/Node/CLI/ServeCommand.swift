@@ -83,6 +83,8 @@ enum ServeCommand {
         timeouts.firstByte = Int(try p.duration("upstream-first-byte-timeout")! / 1_000_000)
         timeouts.idle = Int(try p.duration("upstream-idle-timeout")! / 1_000_000)
         let keys = KeyCache(store: store, box: opened.box)
+        // Arm the cache with the current revision now, so the first requests' keys are cached at once.
+        keys.observe(revision: try await store.revision())
         let watcher = RevisionWatcher(store: store, keys: keys, log: log)
         watcher.start()
         let usage = UsageWriter(store: store, log: log)
