@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 command -v swift >/dev/null || { echo "install-deps: the Swift toolchain (swift) is not on PATH" >&2; exit 1; }
 
 run_pkgs=(libhiredis-dev libpq-dev libmongoc-dev libbson-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev ca-certificates pkg-config)
-test_pkgs=(redis-server redis-tools postgresql-15 nginx-light wrk python3-venv curl iproute2 procps prometheus)
+test_pkgs=(redis-server redis-tools postgresql-15 nginx-light wrk python3-venv curl iproute2 procps prometheus docker-compose binutils)
 pkgs=("${run_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

@@ -25,6 +25,9 @@ fi
 tests=$(grep -Eo 'Test run with [0-9]+ tests?' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
 [ "$tests" -gt 0 ] || { echo "swift test ran no test" >&2; exit 1; }
 
+echo "== deployment files (compose validity, runtime libraries)"
+scripts/verify-deploy.sh
+
 echo "== fuzz (${FUZZ_SECONDS:-30}s per target)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 

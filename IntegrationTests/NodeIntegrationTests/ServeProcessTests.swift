@@ -19,8 +19,12 @@ import TestSupport
         let ready = try c.readResponse()
         #expect(ready.status == 200)
         #expect(ready.bodyText == #"{"status":"ready"}"#)  // no detail without the admin key
+        #expect(try runCommand(binary, ["healthcheck", "--url", "http://127.0.0.1:\(port)/healthz"]).status == 0)
         let status = node.stop()
         #expect(status == 0)
+        let down = try runCommand(binary, ["healthcheck", "--url", "http://127.0.0.1:\(port)/healthz"])
+        #expect(down.status == 1)
+        #expect(down.output.contains("unhealthy"))
         #expect(node.outputText.contains("\"msg\":\"draining\""))
         #expect(node.outputText.contains("\"msg\":\"stopped\""))
     }

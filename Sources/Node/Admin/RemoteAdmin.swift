@@ -1,4 +1,3 @@
-import CCurl
 import FoundationEssentials
 import Storage
 
@@ -103,45 +102,9 @@ struct RemoteAdmin: AdminBackend {
     }
 
     private func perform(_ method: String, _ path: String, body: [UInt8]?) throws -> (Int, [UInt8]) {
-        guard let easy = curl_easy_init() else { throw StoreError(.unavailable, "cannot start an HTTP client") }
-        defer { curl_easy_cleanup(easy) }
-        var list: UnsafeMutablePointer<curl_slist>?
-        list = curl_slist_append(list, "Authorization: Bearer \(adminKey)")
-        list = curl_slist_append(list, "Content-Type: application/json")
-        list = curl_slist_append(list, "Expect:")
-        defer { curl_slist_free_all(list) }
         let base = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        llmp_easy_setopt_string(easy, CURLOPT_URL, base + path)
-        llmp_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method)
-        llmp_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list)
-        llmp_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
-        llmp_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, 5000)
-        llmp_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, 30000)
-        let sink = ResponseSink()
-        let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
-        llmp_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, sinkPointer)
-        llmp_easy_setopt_data_cb(easy, CURLOPT_WRITEFUNCTION) { ptr, size, count, userdata in
-            let s = Unmanaged<ResponseSink>.fromOpaque(userdata!).takeUnretainedValue()
-            s.bytes.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: size * count))
-            return size * count
-        }
-        let payload = body ?? []
-        let rc: CURLcode = payload.withUnsafeBytes { p in
-            if body != nil {
-                llmp_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(p.count))
-                llmp_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: p.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
-            }
-            return curl_easy_perform(easy)
-        }
-        guard rc == CURLE_OK else {
-            throw StoreError(.unavailable, "cannot reach \(base): \(String(cString: curl_easy_strerror(rc)))")
-        }
-        var status = 0
-        llmp_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-        return (status, sink.bytes)
+        return try BlockingHTTP.request(method, base + path, headers: ["Authorization: Bearer \(adminKey)", "Content-Type: application/json"], body: body)
     }
-
-    final class ResponseSink { var bytes: [UInt8] = [] }
 }
 
 /// A JSON value written in key order as given (dictionary keys sorted), for request bodies.

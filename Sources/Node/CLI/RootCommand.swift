@@ -9,7 +9,7 @@ public enum RootCommand {
             summary: "A distributed LLM gateway: virtual keys, per-key request and token limits, one API for many providers.",
             options: [OptionSpec("version", help: "Print the version and exit."), StoreAccess.databaseURL, AdminCommands.output,
                       AdminCommands.server, AdminCommands.adminKey],
-            subcommands: [ServeCommand.spec] + AdminCommands.all + [StoreCommands.migrate, StoreCommands.rotateMasterKey],
+            subcommands: [ServeCommand.spec] + AdminCommands.all + [StoreCommands.migrate, StoreCommands.rotateMasterKey, HealthcheckCommand.spec],
             run: nil
         )
     }
