@@ -55,7 +55,7 @@ public enum TestServers {
     nonisolated(unsafe) static var cleanupCommands: [String] = []
     nonisolated(unsafe) static var atexitRegistered = false
 
-    static func onExit(_ command: String) {
+    public static func onExit(_ command: String) {
         cleanups.lock()
         defer { cleanups.unlock() }
         cleanupCommands.append(command)
@@ -67,7 +67,7 @@ public enum TestServers {
         }
     }
 
-    static func which(_ name: String, extra: [String] = []) -> String? {
+    public static func which(_ name: String, extra: [String] = []) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for dir in extra + path.split(separator: ":").map(String.init) {
             let candidate = dir + "/" + name

@@ -20,6 +20,8 @@ enum ServeCommand {
             OptionSpec("header-timeout", value: "duration", env: "LLM_PROXY_HEADER_TIMEOUT", default: "10s", help: "Time allowed to send a request head (408 after)."),
             OptionSpec("body-timeout", value: "duration", env: "LLM_PROXY_BODY_TIMEOUT", default: "30s", help: "Longest pause allowed while sending a request body (408 after)."),
             OptionSpec("idle-timeout", value: "duration", env: "LLM_PROXY_IDLE_TIMEOUT", default: "75s", help: "How long an idle keep-alive connection is kept."),
+            OptionSpec("drain-delay", value: "duration", env: "LLM_PROXY_DRAIN_DELAY", default: "0s",
+                       help: "After SIGTERM, keep accepting this long with /readyz at 503, so load balancers stop sending first."),
             OptionSpec("shutdown-grace", value: "duration", env: "LLM_PROXY_SHUTDOWN_GRACE", default: "30s", help: "How long in-flight requests may run after SIGTERM."),
             OptionSpec("node-id", value: "id", env: "LLM_PROXY_NODE_ID", help: "This node's name in usage records (default: host name and pid)."),
             OptionSpec("upstream-connect-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_CONNECT_TIMEOUT", default: "10s", help: "Connecting to a provider (502 after)."),
@@ -183,6 +185,9 @@ enum ServeCommand {
         let signo = await ServeSupport.waitForTermination(on: group.loops[0])
         log.info("draining", [("signal", .string(Signals.name(signo))), ("open_connections", .int(server.openConnections)),
                               ("grace_ms", .int(Int(grace / 1_000_000)))])
+        server.beginDraining()
+        let drainDelay = try p.duration("drain-delay")!
+        if drainDelay > 0 { try? await Task.sleep(for: .nanoseconds(Int64(drainDelay))) }
         await server.shutdown(graceNanos: grace)
         watcher.stop()
         heartbeat?.stop()

@@ -70,6 +70,12 @@ public final class HTTPServer: Sendable {
         if let first = errors.withLock({ $0.first }) { throw first }
     }
 
+    /// Announces the drain (`isDraining`: `/readyz` turns 503, keep-alive ends after each response) while
+    /// still accepting, so a load balancer can notice before the listener goes away.
+    public func beginDraining() {
+        draining.store(true, ordering: .relaxed)
+    }
+
     /// Stops accepting, lets in-flight requests finish for up to `graceNanos`, then closes what is left.
     public func shutdown(graceNanos: UInt64) async {
         draining.store(true, ordering: .relaxed)
