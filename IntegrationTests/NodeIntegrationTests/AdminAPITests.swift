@@ -80,6 +80,30 @@ import TestSupport
         try revocationIsSeenEverywhereWithinASecond(redis: try RedisTestServer())
     }
 
+    /// The same CLI commands through a node's admin API, on each store the node can use.
+    @Test(arguments: AdminCLITests.Backend.allCases)
+    func cliInServerModeOnEveryBackend(_ backend: AdminCLITests.Backend) throws {
+        let env = ["LLM_PROXY_DATABASE_URL": try backend.url(), "LLM_PROXY_MASTER_KEY": "server-mode-master-key-1", "LLM_PROXY_ADMIN_KEY": Self.adminKey]
+        let node = try Node(env)
+        defer { node.process.stop() }
+        let conn = try cli(["connection", "add", "--name", "c-\(backend.rawValue)", "--provider", "anthropic", "--api-key", "sk-ant-secret", "--output", "json"], node)
+        #expect(conn.status == 0, "\(conn.output)")
+        let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any])["id"] as! String
+        let vk = try cli(["vkey", "add", "--name", "k", "--conn-id", connID, "--tps", "2", "--models", "claude-3-5-haiku-latest", "--output", "json"], node)
+        #expect(vk.status == 0, "\(vk.output)")
+        let keyID = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])["id"] as! String
+        let shown = try cli(["vkey", "show", keyID, "--output", "json"], node)
+        #expect(shown.output.contains("\"tps\" : 2"))
+        #expect(try cli(["vkey", "update", keyID, "--tokens", "5000"], node).status == 0)
+        #expect(try cli(["connection", "rm", connID], node).status == 1)  // in use
+        #expect(try cli(["connection", "rm", connID, "--force"], node).status == 0)
+        #expect(try cli(["vkey", "show", keyID], node).status == 1)
+        #expect(try cli(["usage", "--since", "1h"], node).status == 0)
+        let wrongKey = try runCommand(BuiltProducts.path("llm-proxy"), ["--server", node.url, "--admin-key", "nope", "connection", "list"])
+        #expect(wrongKey.status == 1)
+        #expect(wrongKey.output.contains("refused the admin key"))
+    }
+
     @Test func badRequestsGetClearErrorsAndNoSecrets() throws {
         let env = ["LLM_PROXY_DATABASE_URL": TestServers.tempSQLiteURL(), "LLM_PROXY_ADMIN_KEY": Self.adminKey]
         let node = try Node(env)

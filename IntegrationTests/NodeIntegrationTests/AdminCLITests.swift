@@ -14,8 +14,20 @@ import TestSupport
         try JSONSerialization.jsonObject(with: Data(text.utf8))
     }
 
-    @Test func connectionAndKeyLifecycleOnSQLite() throws {
-        let env = ["LLM_PROXY_DATABASE_URL": TestServers.tempSQLiteURL()]
+    enum Backend: String, CaseIterable, Sendable {
+        case sqlite, postgres, mongodb
+        func url() throws -> String {
+            switch self {
+            case .sqlite: TestServers.tempSQLiteURL()
+            case .postgres: try PostgresTestServer.shared().makeDatabase()
+            case .mongodb: try MongoTestServer.shared().makeDatabase()
+            }
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func connectionAndKeyLifecycle(on backend: Backend) throws {
+        let env = ["LLM_PROXY_DATABASE_URL": try backend.url(), "LLM_PROXY_MASTER_KEY": "cli-test-master-key-123456"]
         let add = try cli(["connection", "add", "--name", "OpenAI-Prod", "--provider", "openai", "--api-key", "sk-provider-secret-1", "--output", "json"], env)
         #expect(add.status == 0, "\(add.output)")
         #expect(!add.output.contains("sk-provider-secret-1"))

@@ -114,6 +114,9 @@ enum ServeCommand {
         limiterBox.withLock { $0 = limiter }
         let metrics = Metrics()
         NodeMetrics.register(metrics)
+        limiter.metrics = metrics
+        keys.metrics = metrics
+        usage.metrics = metrics
         let redisLinks = redisConnections
         let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts), usage: usage,
                                  limiter: limiter, log: log, nodeID: nodeID, metrics: metrics, accessLog: p.flag("access-log"))

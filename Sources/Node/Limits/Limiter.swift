@@ -31,6 +31,7 @@ final class Limiter: @unchecked Sendable {
     let log: Logger
     private let mode = LockedBox("local")
     let fallbacks = LockedBox(0)
+    var metrics: Metrics?
 
     init(local: LocalLimiter, global: GlobalLimiter?, policy: RedisFailurePolicy, log: Logger) {
         self.local = local
@@ -47,11 +48,15 @@ final class Limiter: @unchecked Sendable {
         guard let global else {
             return Admission(decision: local.admit(key: key, limits: limits, estimatedTokens: estimatedTokens), place: .local)
         }
+        let t0 = monotonicNanos()
         do {
             let d = try await global.admit(on: loop, key: key, limits: limits, estimatedTokens: estimatedTokens)
+            metrics?.observe("llmp_redis_command_duration_seconds", [], Double(monotonicNanos() - t0) / 1e9)
             switchMode(to: "global", reason: nil)
             return Admission(decision: d, place: .global)
         } catch {
+            metrics?.observe("llmp_redis_command_duration_seconds", [], Double(monotonicNanos() - t0) / 1e9)
+            metrics?.add("llmp_redis_errors_total")
             fallbacks.withLock { $0 += 1 }
             switchMode(to: "local", reason: "\(error)")
             switch policy {

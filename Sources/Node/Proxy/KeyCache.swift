@@ -27,6 +27,7 @@ final class KeyCache: @unchecked Sendable {
     private let state = LockedBox(State())
     let store: any Store
     let box: SecretBox
+    var metrics: Metrics?
     static let unknownTTLNanos: UInt64 = 5_000_000_000
     static let maxUnknown = 10_000
     static let maxKnown = 100_000
@@ -56,6 +57,8 @@ final class KeyCache: @unchecked Sendable {
         case .miss: break
         }
         let revisionBefore = state.withLock { $0.revision }
+        let t0 = monotonicNanos()
+        defer { metrics?.observe("llmp_store_duration_seconds", ["key_lookup"], Double(monotonicNanos() - t0) / 1e9) }
         guard let key = try await store.virtualKey(hash: hash) else {
             state.withLock { s in
                 if s.unknown.count >= Self.maxUnknown { s.unknown.removeAll(keepingCapacity: true) }

@@ -22,6 +22,7 @@ final class UsageWriter: @unchecked Sendable {
     let capacity: Int
     let batchSize: Int
     private var flusher: Task<Void, Never>?
+    var metrics: Metrics?
 
     init(store: any Store, log: Logger, capacity: Int = 100_000, batchSize: Int = 500) {
         self.store = store
@@ -58,6 +59,8 @@ final class UsageWriter: @unchecked Sendable {
         while true {
             let batch = state.withLock { Array($0.queue.prefix(batchSize)) }
             if batch.isEmpty { return true }
+            let t0 = monotonicNanos()
+            defer { metrics?.observe("llmp_store_duration_seconds", ["usage_write"], Double(monotonicNanos() - t0) / 1e9) }
             do {
                 try await store.insertUsage(batch)
                 state.withLock { s in
