@@ -55,6 +55,8 @@ import TestSupport
         #expect(vk.status == 0, "\(vk.output)")
         let created = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])
         let keyID = created["id"] as! String, key = created["key"] as! String
+        TestSecrets.register(key)
+        TestSecrets.register("sk-upstream-secret")
         #expect(try proxied(a.port, key: key) == 200)
         #expect(try proxied(b.port, key: key) == 200)  // cached on b now
 

@@ -29,6 +29,7 @@ import TestSupport
             let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any])["id"] as! String
             let vk = try runCommand(proxy, ["vkey", "add", "--name", "k", "--conn-id", connID, "--output", "json"], environment: env)
             key = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])["key"] as! String
+            TestSecrets.register(key)
             for i in 0..<3 {
                 let n = try ChildProcess(proxy, ["serve", "--listen", "127.0.0.1:0", "--node-id", "node-\(i)", "--redis-url", redis.url,
                                                  "--shutdown-grace", "10s", "--drain-delay", "1s"], environment: env)

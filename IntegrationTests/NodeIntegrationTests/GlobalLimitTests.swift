@@ -27,6 +27,7 @@ import TestSupport
             let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any])["id"] as! String
             let vk = try runCommand(proxy, ["vkey", "add", "--name", "shared", "--conn-id", connID, "--output", "json"] + keyArgs, environment: env)
             key = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])["key"] as! String
+            TestSecrets.register(key)
             var nodes: [ChildProcess] = []
             var ports: [UInt16] = []
             for i in 0..<3 {

@@ -18,6 +18,7 @@ import TestSupport
         let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any])["id"] as! String
         let vk = try runCommand(proxy, ["vkey", "add", "--name", "k", "--conn-id", connID, "--output", "json"], environment: env)
         let key = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])["key"] as! String
+        TestSecrets.register(key)
         let node = try ChildProcess(proxy, ["serve", "--listen", "127.0.0.1:0"], environment: env)
         defer { node.stop(); mock.stop() }
         let port = try node.waitForListeningPort()

@@ -12,8 +12,31 @@ public enum BuiltProducts {
     public static func path(_ name: String) -> String { directory + "/" + name }
 }
 
+/// Secrets the tests handle (master, admin, provider and virtual keys). Every `llm-proxy serve` started
+/// by a test has its whole output checked for them when it ends: a leak stops the test run.
+public enum TestSecrets {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var values: Set<String> = []
+
+    public static func register(_ secret: String) {
+        guard secret.count >= 8 else { return }
+        lock.lock()
+        values.insert(secret)
+        lock.unlock()
+    }
+
+    static var all: Set<String> {
+        lock.lock()
+        defer { lock.unlock() }
+        return values
+    }
+}
+
 /// A child process with captured output, stopped with SIGTERM and then SIGKILL after a deadline.
 public final class ChildProcess: @unchecked Sendable {
+    /// Whether this process's output is checked for `TestSecrets` when it ends (on for `serve`).
+    public var auditsSecrets: Bool
+    private var audited = false
     public let process = Process()
     private let output = Pipe()
     private let lock = NSLock()
@@ -22,6 +45,8 @@ public final class ChildProcess: @unchecked Sendable {
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        auditsSecrets = arguments.first == "serve"
+        for (k, v) in environment where k.hasSuffix("_KEY") { TestSecrets.register(v) }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         process.environment = env
@@ -84,7 +109,19 @@ public final class ChildProcess: @unchecked Sendable {
             process.waitUntilExit()
         }
         process.waitUntilExit()
+        auditOutput()
         return process.terminationStatus
+    }
+
+    /// Stops the test run if a registered secret appears anywhere in this process's output.
+    private func auditOutput() {
+        guard auditsSecrets, !audited else { return }
+        audited = true
+        usleep(20_000)  // the last output may still be in flight to the reader
+        let text = outputText
+        for secret in TestSecrets.all where text.contains(secret) {
+            fatalError("a secret (\(secret.prefix(6))…) reached the output of \(process.executableURL?.lastPathComponent ?? "?") \(process.arguments?.first ?? "")")
+        }
     }
 
     deinit {
@@ -92,6 +129,7 @@ public final class ChildProcess: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        auditOutput()
         output.fileHandleForReading.readabilityHandler = nil
     }
 }

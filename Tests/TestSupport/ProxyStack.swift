@@ -34,6 +34,8 @@ public final class ProxyStack: @unchecked Sendable {
               let kid = k["id"] as? String, let secret = k["key"] as? String else { throw ChildError(description: "vkey add failed: \(vk.output)") }
         keyID = kid
         key = secret
+        TestSecrets.register(secret)
+        TestSecrets.register(providerKey)
         node = try ChildProcess(proxyBinary, ["serve", "--listen", "127.0.0.1:0", "--shutdown-grace", "5s"] + serveArgs, environment: env)
         port = try node.waitForListeningPort()
     }
