@@ -37,7 +37,7 @@ let package = Package(
 
         // Test support, tools and fuzzers.
         .target(name: "TestSupport", dependencies: ["Node", "Storage"], path: "Tests/TestSupport"),
-        .executableTarget(name: "MockProvider", dependencies: ["Node"], path: "Tests/MockProvider"),
+        .executableTarget(name: "MockProvider", dependencies: ["Node", "Storage"], path: "Tests/MockProvider"),
         .executableTarget(name: "StoreBench", dependencies: ["Storage", "TestSupport"], path: "Tests/StoreBench"),
         .executableTarget(name: "RedisBench", dependencies: ["RedisClient", "Node"], path: "Tests/RedisBench"),
         .executableTarget(name: "ProxyParsersFuzzer", dependencies: ["Node"], path: "Tests/Fuzz/ProxyParsersFuzzer"),

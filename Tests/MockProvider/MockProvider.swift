@@ -1,4 +1,5 @@
 import Node
+import Storage
 
 /// Provider-shaped answers for tests and benchmarks: OpenAI chat (plain and streamed), embeddings,
 /// models, Azure deployments, Anthropic messages (plain and streamed), and fault injection through
@@ -29,7 +30,7 @@ enum MockProvider {
         r.add(.POST, "/v1/messages") { req, res in await messages(req, res) }
         r.add(.GET, "/mock/last-request") { _, res in
             let fields = lastRequest.withLock { $0 }
-            let json = "{" + fields.map { "\"\(jsonEscapeMock($0.0))\":\"\(jsonEscapeMock($0.1))\"" }.joined(separator: ",") + "}"
+            let json = "{" + fields.map { "\"\(jsonEscape($0.0))\":\"\(jsonEscape($0.1))\"" }.joined(separator: ",") + "}"
             res.respond(status: 200, headers: ["content-type": "application/json"], body: Array(json.utf8))
         }
         r.add(.GET, "/mock/stats") { _, res in
@@ -112,17 +113,4 @@ enum MockProvider {
         }
         res.end()
     }
-}
-
-func jsonEscapeMock(_ s: String) -> String {
-    var out = ""
-    for ch in s.unicodeScalars {
-        switch ch {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        default: if ch.value >= 0x20 { out.unicodeScalars.append(ch) }
-        }
-    }
-    return out
 }

@@ -1,3 +1,4 @@
+import Storage
 /// Routes requests by method and path. Built once at start-up; lookups do not allocate.
 public struct Router: HTTPHandler {
     public typealias Handler = @Sendable (HTTPRequest, HTTPResponseWriter) async -> Void

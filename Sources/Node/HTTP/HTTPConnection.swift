@@ -1,3 +1,4 @@
+import Storage
 import CLinux
 import Glibc
 
@@ -329,26 +330,4 @@ final class HTTPConnection: EventHandler {
         interest = new
         do { try loop.modify(fd, interest: new) } catch { close() }
     }
-}
-
-func jsonEscape(_ s: String) -> String {
-    var out = ""
-    out.reserveCapacity(s.utf8.count)
-    for ch in s.unicodeScalars {
-        switch ch {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if ch.value < 0x20 {
-                let hex = String(ch.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(ch)
-            }
-        }
-    }
-    return out
 }

@@ -86,32 +86,14 @@ enum JSONValue: Encodable {
     /// JSON text with object keys in the order given.
     var text: String {
         switch self {
-        case .string(let s): "\"" + Self.escape(s) + "\""
+        case .string(let s): "\"" + jsonEscape(s) + "\""
         case .int(let i): String(i)
         case .double(let d): d.isFinite ? String(d) : "null"
         case .bool(let b): b ? "true" : "false"
         case .null: "null"
         case .array(let a): "[" + a.map(\.text).joined(separator: ",") + "]"
-        case .object(let f): "{" + f.map { "\"" + Self.escape($0.0) + "\":" + $0.1.text }.joined(separator: ",") + "}"
+        case .object(let f): "{" + f.map { "\"" + jsonEscape($0.0) + "\":" + $0.1.text }.joined(separator: ",") + "}"
         }
-    }
-
-    private static func escape(_ s: String) -> String {
-        var out = ""
-        for ch in s.unicodeScalars {
-            switch ch {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            default:
-                if ch.value < 0x20 {
-                    let hex = String(ch.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(ch)
-                }
-            }
-        }
-        return out
     }
 
     func encode(to encoder: any Encoder) throws {
