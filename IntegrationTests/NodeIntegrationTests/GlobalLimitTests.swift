@@ -119,6 +119,11 @@ import TestSupport
             if !back { usleep(50_000) }
         }
         #expect(back, "global mode did not return after Redis restarted")
+        let c = try RawHTTPClient(port: cluster.ports[1])
+        try c.send("GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n")
+        let metrics = try c.readResponse().bodyText
+        #expect(metrics.contains("llmp_limiter_mode_switches_total{to=\"local\"} 1"), "\(metrics.split(separator: "\n").filter { $0.contains("limiter") })")
+        #expect(metrics.contains("llmp_limiter_mode{mode=\"global\"} 1"))
     }
 
     @Test func localShareIsEnforcedWhileRedisIsAway() throws {

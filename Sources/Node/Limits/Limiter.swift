@@ -94,6 +94,7 @@ final class Limiter: @unchecked Sendable {
             return o
         }
         guard old != new else { return }
+        metrics?.add("llmp_limiter_mode_switches_total", [new])
         if new == "global" {
             log.info("limiter mode: global (Redis answering)")
         } else {

@@ -160,6 +160,7 @@ enum NodeMetrics {
         m.counter("llmp_rate_limited_total", help: "Requests refused by a limit, by kind.", labels: ["kind"])
         m.gauge("llmp_limiter_mode", help: "1 for the limiter's current mode (global or local).", labels: ["mode"])
         m.counter("llmp_limiter_fallbacks_total", help: "Admissions that fell back to local buckets because Redis did not answer.")
+        m.counter("llmp_limiter_mode_switches_total", help: "Switches between global and local limiter mode, by the mode switched to.", labels: ["to"])
         m.gauge("llmp_redis_up", help: "1 while the node's Redis connections are ready.")
         m.histogram("llmp_redis_command_duration_seconds", help: "Limiter calls to Redis (admission), successful or not.", labels: [])
         m.counter("llmp_redis_errors_total", help: "Limiter calls to Redis that failed or missed their deadline.")
