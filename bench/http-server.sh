@@ -30,7 +30,7 @@ write_wrk_script "$BENCH_TMP/post.lua" "$BENCH_TMP/req.json" none
 
 NGINX_PORT=$(free_port); OURS_PORT=$(free_port)
 start_nginx_static nginx "$NGINX_PORT" /v1/chat/completions "$BENCH_TMP/body.json" $SERVER_CPU
-start_bg ours $SERVER_CPU "$BIN" --listen "127.0.0.1:$OURS_PORT" --event-loops 1
+start_bg ours $SERVER_CPU "$BIN" --listen "127.0.0.1:$OURS_PORT" --event-loops 1 --bench
 wait_port "$NGINX_PORT" 10 && wait_port "$OURS_PORT" 10 || { echo "servers did not start"; cat "$BENCH_TMP"/*.log; exit 1; }
 NGINX_PID=$(cat "$BENCH_TMP/nginx.pid"); OURS_PID=$(cat "$BENCH_TMP/ours.pid")
 log "body bytes: $(stat -c %s "$BENCH_TMP/body.json") (nginx) / $(curl -s -XPOST "http://127.0.0.1:$OURS_PORT/v1/chat/completions" | wc -c) (ours)"

@@ -18,6 +18,14 @@ import TestSupport
         }
     }
 
+    /// A URL where nothing listens, and what the error should say.
+    static func unreachable(_ b: Backend) -> (url: String, message: String) {
+        switch b {
+        case .postgres: ("postgres://postgres@127.0.0.1:\(TestServers.freePort())/none", "cannot connect to PostgreSQL")
+        default: ("mongodb://127.0.0.1:\(TestServers.freePort())/none?serverSelectionTimeoutMS=500", "MongoDB is unavailable")
+        }
+    }
+
     func withStore(_ backend: Backend, _ body: (any Store) async throws -> Void) async throws {
         let store = try StoreFactory.open(url: try backend.freshURL())
         try await store.migrate()
@@ -61,5 +69,42 @@ import TestSupport
         try await stores[0].createConnection(StoreConformance.makeConnection(), actor: .cli)
         #expect(try await stores[5].connections().count == 1)
         for s in stores { await s.close() }
+    }
+
+    @Test(arguments: [Backend.postgres, .mongodb]) func unreachableServerIsUnavailable(_ b: Backend) async throws {
+        let (url, message) = Self.unreachable(b)
+        let store = try StoreFactory.open(url: url)
+        do {
+            _ = try await store.connections()
+            Issue.record("expected an error")
+        } catch let e as StoreError {
+            #expect(e.code == .unavailable)
+            #expect(e.message.contains(message), "\(e.message)")
+        }
+        await store.close()
+    }
+
+    /// Restarts need a server of their own: the shared one serves tests running at the same time. Nothing
+    /// is retried by hand: the store must reconnect by itself.
+    @Test(arguments: [Backend.postgres, .mongodb]) func storeRecoversAfterServerRestart(_ b: Backend) async throws {
+        let url: String
+        let restart: () throws -> Void
+        if b == .postgres {
+            let server = try PostgresTestServer.dedicated()
+            url = try server.makeDatabase()
+            restart = server.restart
+        } else {
+            let server = try MongoTestServer.dedicated()
+            url = server.makeDatabase()
+            restart = server.restart
+        }
+        let store = try StoreFactory.open(url: url, poolSize: 2)
+        try await store.migrate()
+        let c = StoreConformance.makeConnection()
+        try await store.createConnection(c, actor: .cli)
+        try restart()
+        #expect(try await store.connection(id: c.id) == c)
+        #expect(try await store.connections().count == 1)
+        await store.close()
     }
 }

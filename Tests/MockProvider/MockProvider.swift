@@ -14,6 +14,15 @@ enum MockProvider {
     static let transfersStarted = LockedBox(0)
     static let transfersFinished = LockedBox(0)
 
+    /// Only the fixed chat completion, with no bookkeeping: the HTTP server benchmark's route.
+    static func benchRouter() -> Router {
+        var r = Router()
+        r.add(.POST, "/v1/chat/completions") { _, response in
+            response.respond(status: 200, headers: ["content-type": "application/json"], body: chatCompletion)
+        }
+        return r
+    }
+
     static func router() -> Router {
         var r = Router()
         r.add(.POST, "/v1/chat/completions") { req, res in await chat(req, res) }

@@ -8,11 +8,12 @@ enum MockProviderCommand {
         options: [
             OptionSpec("listen", value: "host:port", default: "127.0.0.1:9001", help: "Address to listen on."),
             OptionSpec("event-loops", value: "n", default: "1", help: "Event-loop threads."),
+            OptionSpec("bench", help: "Serve only the fixed chat completion, with no request bookkeeping (for benchmarks)."),
         ],
         run: { p in
             guard let listen = HostPort(parsing: try p.required("listen")) else { throw UsageError("bad --listen") }
             let group = try EventLoopGroup(loopCount: try p.int("event-loops", min: 1)!)
-            let server = HTTPServer(group: group, configuration: HTTPServerConfiguration(listen: listen), handler: MockProvider.router())
+            let server = HTTPServer(group: group, configuration: HTTPServerConfiguration(listen: listen), handler: p.flag("bench") ? MockProvider.benchRouter() : MockProvider.router())
             try server.start()
             print("mock-provider listening on \(listen.host):\(server.port)")
             fflush(nil)

@@ -181,10 +181,33 @@ final class HTTPConnection: EventHandler {
 
     // MARK: Responses (called by HTTPResponseWriter)
 
-    /// Queues bytes; they go out at the end of this loop iteration, so a head and body produced in one
-    /// pass (a proxied response, pipelined answers) leave in one send.
-    func enqueue(_ bytes: [UInt8]) {
+    /// Queues bytes. A complete response (`immediately`) is written at once when nothing else is queued —
+    /// one send, no deferral. Pieces of a streamed response go out at the end of this loop iteration, so a
+    /// head and body produced in one pass (a proxied answer) leave in one send.
+    func enqueue(_ bytes: [UInt8], immediately: Bool = false) {
         guard state != .closed && state != .lingering else { return }
+        if immediately && outputIndex == output.count && !flushScheduled && !interest.contains(.write) {
+            var written = 0
+            while written < bytes.count {
+                let r: IOResult<Int>
+                do {
+                    r = try bytes.withUnsafeBytes { p throws(SystemError) in
+                        try Sys.write(fd, UnsafeRawBufferPointer(rebasing: p[written...]))
+                    }
+                } catch {
+                    close()
+                    return
+                }
+                guard case .processed(let n) = r else { break }
+                written += n
+            }
+            if written == bytes.count { return }
+            output.removeAll(keepingCapacity: true)
+            outputIndex = 0
+            output.append(contentsOf: bytes[written...])
+            setInterest(interest.union(.write))
+            return
+        }
         if outputIndex == output.count && output.capacity > 0 && output.count > 0 {
             output.removeAll(keepingCapacity: true)
             outputIndex = 0

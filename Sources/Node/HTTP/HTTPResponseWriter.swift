@@ -53,7 +53,7 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         if !isHead && Self.bodyAllowed(status) { bytes.append(contentsOf: body) }
         bytesWritten = body.count
         state = .done
-        connection.enqueue(bytes)
+        connection.enqueue(bytes, immediately: true)
         connection.responseComplete(keepAlive: keepAlive)
     }
 
