@@ -2,12 +2,29 @@ import Foundation
 import Testing
 import TestSupport
 
-/// A node on PostgreSQL while the database restarts: cached keys keep serving, usage accepted during the
-/// outage is written afterwards, readiness stays up while keys are cached.
+/// A node on a shared store (PostgreSQL, or the MongoDB-compatible server) while the database restarts:
+/// cached keys keep serving, usage accepted during the outage is written afterwards, readiness stays up
+/// while keys are cached.
 @Suite struct StoreOutageTests {
-    @Test func cachedKeysServeThroughADatabaseRestartAndUsageCatchesUp() throws {
-        let pg = try PostgresTestServer.dedicated()
-        let url = try pg.makeDatabase()
+    enum Database: String, CaseIterable, Sendable { case postgres, mongodb }
+
+    @Test(arguments: Database.allCases)
+    func cachedKeysServeThroughADatabaseRestartAndUsageCatchesUp(_ database: Database) throws {
+        let url: String
+        let stopDatabase: () throws -> Void
+        let startDatabase: () throws -> Void
+        switch database {
+        case .postgres:
+            let pg = try PostgresTestServer.dedicated()
+            url = try pg.makeDatabase()
+            stopDatabase = pg.stop
+            startDatabase = pg.start
+        case .mongodb:
+            let mongo = try MongoTestServer.dedicated()
+            url = mongo.makeDatabase()
+            stopDatabase = { mongo.stop() }
+            startDatabase = mongo.start
+        }
         let mock = try ChildProcess(BuiltProducts.path("mock-provider"), ["--listen", "127.0.0.1:0"])
         let out = try mock.waitForOutput(containing: "listening on")
         let mockPort = String(out[out.range(of: "127.0.0.1:")!.upperBound...].prefix(while: \.isNumber))
@@ -30,7 +47,7 @@ import TestSupport
         }
         #expect(try request() == 200)  // caches the key
 
-        try pg.stop()
+        try stopDatabase()
         for _ in 0..<10 { #expect(try request() == 200) }
         let c = try RawHTTPClient(port: port)
         try c.send("GET /readyz HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer outage-admin-key-12345\r\n\r\n")
@@ -38,7 +55,7 @@ import TestSupport
         #expect(ready.status == 200)
         #expect(ready.bodyText.contains("\"cached_keys\":1"))
 
-        try pg.start()
+        try startDatabase()
         var written = 0
         for _ in 0..<100 where written < 11 {
             usleep(200_000)
