@@ -72,8 +72,8 @@ import Testing
         let cfg = KeyLimitsConfig(tps: 0, burst: 0, tokensPerMinute: 1000, maxConcurrent: 0)
         let d = l.admit(key: "k", limits: cfg, estimatedTokens: 5000)
         #expect(d.denied == .tooLarge)
-        let (status, _, error) = RateLimitResponse.refusal(d, limits: cfg, estimate: 5000)
-        #expect(status == 400)
+        let (_, error) = RateLimitResponse.refusal(d, limits: cfg, estimate: 5000)
+        #expect(error.status == 400)
         #expect(error.message.contains("5000"))
     }
 

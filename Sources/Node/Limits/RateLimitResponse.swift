@@ -16,17 +16,17 @@ enum RateLimitResponse {
         return h
     }
 
-    /// The refusal for a denied admission: status, headers and the error in the API's own shape.
-    static func refusal(_ d: AdmissionDecision, limits: KeyLimitsConfig, estimate: Int64) -> (status: Int, headers: [(String, String)], error: ProxyError) {
+    /// The refusal for a denied admission: headers and the error (which carries the status).
+    static func refusal(_ d: AdmissionDecision, limits: KeyLimitsConfig, estimate: Int64) -> (headers: [(String, String)], error: ProxyError) {
         var headers = Self.headers(d)
         switch d.denied {
         case .limiterUnavailable:
             headers.append(("retry-after", "1"))
-            return (503, headers, ProxyError(status: 503, type: "server_error", code: "rate_limiter_unavailable",
+            return (headers, ProxyError(status: 503, type: "server_error", code: "rate_limiter_unavailable",
                                              message: "the rate limiter (Redis) is unavailable and this gateway refuses requests until it is back; retry shortly"))
         case .tooLarge:
             let cap = Int64(limits.tokens?.capacity ?? 0)
-            return (400, headers, ProxyError(status: 400, type: "tokens", code: "request_too_large",
+            return (headers, ProxyError(status: 400, type: "tokens", code: "request_too_large",
                                              message: "this request needs about \(estimate) tokens, more than this key's limit of \(cap) tokens per minute allows at once; send a smaller request or raise the key's --tokens"))
         default:
             let wait = max(0.001, d.retryAfter)
@@ -37,7 +37,7 @@ enum RateLimitResponse {
             case .concurrency: ("requests", "concurrent requests (limit \(limits.maxConcurrent))")
             default: ("requests", "requests per second (limit \(formatCount(limits.requests?.perSecond ?? 0))/s, burst \(formatCount(limits.requests?.capacity ?? 0)))")
             }
-            return (429, headers, ProxyError(status: 429, type: type, code: "rate_limit_exceeded",
+            return (headers, ProxyError(status: 429, type: type, code: "rate_limit_exceeded",
                                              message: "rate limit reached for \(what) on this key; retry in \(formatDuration(wait))"))
         }
     }

@@ -21,15 +21,21 @@ struct ProxyHandler: Sendable {
         let requestID = request.headers["x-request-id"].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? Identifiers.requestID()
 
         let route = Self.route(path)
-        func fail(_ e: ProxyError, keyID: String = "") {
-            response.respond(status: e.status, headers: ["content-type": "application/json", "x-request-id": requestID],
-                             body: e.body(anthropic: anthropicShape))
-            record(route: route, provider: "none", status: e.status, started: started, upstreamNanos: 0)
-            if accessLog {
-                log.info("request", [("request_id", .string(requestID)), ("method", .string(request.method.rawValue)), ("path", .string(String(path))),
-                                     ("vkey", .string(keyID)), ("status", .int(e.status)), ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6)),
-                                     ("error", .string(e.code ?? e.type))])
-            }
+        /// The access-log line every answer ends with: ids, status, latency, plus what the outcome adds.
+        func logRequest(keyID: String, status: Int, _ extra: [(String, LogValue)]) {
+            guard accessLog else { return }
+            log.info("request", [("request_id", .string(requestID)), ("method", .string(request.method.rawValue)), ("path", .string(String(path))),
+                                 ("vkey", .string(keyID)), ("status", .int(status)),
+                                 ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6))] + extra)
+        }
+        /// Answers with an error in the API's own shape, counted and logged.
+        func fail(_ e: ProxyError, keyID: String = "", provider: String = "none", headers extra: [(String, String)] = []) {
+            var h = HTTPHeaders(extra)
+            h.add("content-type", "application/json")
+            h.add("x-request-id", requestID)
+            response.respond(status: e.status, headers: h, body: e.body(anthropic: anthropicShape))
+            record(route: route, provider: provider, status: e.status, started: started, upstreamNanos: 0)
+            logRequest(keyID: keyID, status: e.status, [("error", .string(e.code ?? e.type))])
         }
 
         // Authenticate.
@@ -84,18 +90,9 @@ struct ProxyHandler: Sendable {
             let a = await limiter.admit(on: response.loop, key: rk.key.id, limits: limits, estimatedTokens: estimate)
             let decision = a.decision
             guard decision.allowed else {
-                let (status, headers, error) = RateLimitResponse.refusal(decision, limits: limits, estimate: estimate)
-                var h = HTTPHeaders(headers)
-                h.add("content-type", "application/json")
-                h.add("x-request-id", requestID)
-                response.respond(status: status, headers: h, body: error.body(anthropic: anthropicShape))
+                let (headers, error) = RateLimitResponse.refusal(decision, limits: limits, estimate: estimate)
                 metrics.add("llmp_rate_limited_total", [Self.denialKind(decision.denied)])
-                record(route: route, provider: rk.connection.provider.rawValue, status: status, started: started, upstreamNanos: 0)
-                if accessLog {
-                    log.info("request", [("request_id", .string(requestID)), ("method", .string(request.method.rawValue)), ("path", .string(String(path))),
-                                         ("vkey", .string(rk.key.id)), ("status", .int(status)), ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6)),
-                                         ("error", .string(error.code ?? error.type))])
-                }
+                fail(error, keyID: rk.key.id, provider: rk.connection.provider.rawValue, headers: headers)
                 return
             }
             rateHeaders = RateLimitResponse.headers(decision)
@@ -154,13 +151,9 @@ struct ProxyHandler: Sendable {
         record(route: route, provider: provider, status: relay.status == 0 ? 499 : relay.status, started: started, upstreamNanos: upstreamNanos)
         metrics.add("llmp_tokens_total", [rk.key.id, facts.model ?? "", "prompt"], Double(tokens.prompt))
         metrics.add("llmp_tokens_total", [rk.key.id, facts.model ?? "", "completion"], Double(tokens.completion))
-        if accessLog {
-            log.info("request", [("request_id", .string(requestID)), ("method", .string(request.method.rawValue)), ("path", .string(String(path))),
-                                 ("vkey", .string(rk.key.id)), ("model", .string(facts.model ?? "")), ("status", .int(relay.status)),
-                                 ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6)), ("stream", .bool(facts.stream)),
-                                 ("prompt_tokens", .int(Int(tokens.prompt))), ("completion_tokens", .int(Int(tokens.completion))),
-                                 ("estimated", .bool(estimated))])
-        }
+        logRequest(keyID: rk.key.id, status: relay.status, [("model", .string(facts.model ?? "")), ("stream", .bool(facts.stream)),
+                                                            ("prompt_tokens", .int(Int(tokens.prompt))), ("completion_tokens", .int(Int(tokens.completion))),
+                                                            ("estimated", .bool(estimated))])
         if outcome != .cancelledBeforeHead || relay.bodyBytes > 0 {
             usage.record(UsageRecord(id: Identifiers.make("u"), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
                                      model: facts.model ?? "", promptTokens: tokens.prompt, completionTokens: tokens.completion,
