@@ -187,20 +187,7 @@ final class HTTPConnection: EventHandler {
     func enqueue(_ bytes: [UInt8], immediately: Bool = false) {
         guard state != .closed && state != .lingering else { return }
         if immediately && outputIndex == output.count && !flushScheduled && !interest.contains(.write) {
-            var written = 0
-            while written < bytes.count {
-                let r: IOResult<Int>
-                do {
-                    r = try bytes.withUnsafeBytes { p throws(SystemError) in
-                        try Sys.write(fd, UnsafeRawBufferPointer(rebasing: p[written...]))
-                    }
-                } catch {
-                    close()
-                    return
-                }
-                guard case .processed(let n) = r else { break }
-                written += n
-            }
+            guard let written = writeToSocket(bytes, from: 0) else { return }
             if written == bytes.count { return }
             output.removeAll(keepingCapacity: true)
             outputIndex = 0
@@ -224,22 +211,32 @@ final class HTTPConnection: EventHandler {
 
     private var flushScheduled = false
 
-    private func flush() {
-        while outputIndex < output.count {
+    /// Writes `bytes[from...]` until the socket would block; returns how far it got, nil if the connection
+    /// failed (and is closed).
+    private func writeToSocket(_ bytes: [UInt8], from start: Int) -> Int? {
+        var written = start
+        while written < bytes.count {
             let r: IOResult<Int>
             do {
-                r = try output.withUnsafeBytes { p throws(SystemError) in
-                    try Sys.write(fd, UnsafeRawBufferPointer(rebasing: p[outputIndex...]))
+                r = try bytes.withUnsafeBytes { p throws(SystemError) in
+                    try Sys.write(fd, UnsafeRawBufferPointer(rebasing: p[written...]))
                 }
             } catch {
                 close()
-                return
+                return nil
             }
-            guard case .processed(let n) = r else {
-                if !interest.contains(.write) { setInterest(interest.union(.write)) }
-                return
-            }
-            outputIndex += n
+            guard case .processed(let n) = r else { break }
+            written += n
+        }
+        return written
+    }
+
+    private func flush() {
+        guard let written = writeToSocket(output, from: outputIndex) else { return }
+        outputIndex = written
+        if outputIndex < output.count {
+            if !interest.contains(.write) { setInterest(interest.union(.write)) }
+            return
         }
         output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
         outputIndex = 0
