@@ -155,16 +155,10 @@ struct AdminAPI: Sendable {
     private func changed() { announce() }
 
     private func limits(_ b: KeyFields) throws -> KeyLimits {
-        var l = KeyLimits()
-        if let v = b.tps { guard v >= 0 && v.isFinite else { throw StoreError(.invalid, "tps must be 0 or more") }; l.tps = v }
-        if let v = b.burst { guard v >= 0 && v.isFinite else { throw StoreError(.invalid, "burst must be 0 or more") }; l.burst = v }
-        if let v = b.tokens_per_minute { guard v >= 0 else { throw StoreError(.invalid, "tokens_per_minute must be 0 or more") }; l.tokensPerMinute = v }
-        if let v = b.max_concurrent { guard v >= 0 else { throw StoreError(.invalid, "max_concurrent must be 0 or more") }; l.maxConcurrent = v }
+        var l = KeyLimits(tps: b.tps, burst: b.burst, tokensPerMinute: b.tokens_per_minute, maxConcurrent: b.max_concurrent)
         if let e = b.expires_at {
-            if e == "never" { l.expiresAt = .some(nil) } else {
-                guard let t = parseTime(e, future: true) else { throw StoreError(.invalid, "expires_at must be a date, a duration (30d) or never") }
-                l.expiresAt = .some(t)
-            }
+            guard let t = parseExpiry(e) else { throw StoreError(.invalid, "expires_at must be a date, a duration (30d) or never") }
+            l.expiresAt = t
         }
         l.models = b.models
         l.disabled = b.disabled

@@ -114,13 +114,14 @@ struct AdminService: Sendable {
 
     func addKey(name: String, connectionID: String, limits: KeyLimits) async throws -> (VirtualKeyView, String) {
         let name = try Self.validName(name, what: "virtual key")
+        try Self.validate(limits)
         guard try await store.connection(id: connectionID) != nil else { throw StoreError(.notFound, "no connection with id \(connectionID)") }
         let secret = Identifiers.newVirtualKey()
         let now = nowMillis()
         var record = VirtualKeyRecord(id: Identifiers.make("vk"), name: name, keyHash: Crypto.sha256Hex(secret),
                                       displayPrefix: Identifiers.displayPrefix(of: secret), connectionID: connectionID,
                                       createdAt: now, updatedAt: now)
-        try Self.apply(limits, to: &record)
+        Self.apply(limits, to: &record)
         try await store.createVirtualKey(record, actor: actor)
         return (VirtualKeyView(record), secret)
     }
@@ -133,8 +134,9 @@ struct AdminService: Sendable {
     }
 
     func updateKey(id: String, limits: KeyLimits) async throws -> VirtualKeyView {
+        try Self.validate(limits)
         guard var k = try await store.virtualKey(id: id) else { throw StoreError(.notFound, "no virtual key with id \(id)") }
-        try Self.apply(limits, to: &k)
+        Self.apply(limits, to: &k)
         k.updatedAt = nowMillis()
         try await store.updateVirtualKey(k, actor: actor)
         return VirtualKeyView(k)
@@ -146,23 +148,20 @@ struct AdminService: Sendable {
 
     // MARK: Validation
 
-    static func apply(_ l: KeyLimits, to k: inout VirtualKeyRecord) throws {
-        if let v = l.tps {
-            guard v >= 0, v.isFinite else { throw StoreError(.invalid, "tps must be 0 (unlimited) or more, got \(v)") }
-            k.requestsPerSecond = v
-        }
-        if let v = l.burst {
-            guard v >= 0, v.isFinite else { throw StoreError(.invalid, "burst must be 0 (default) or more, got \(v)") }
-            k.burst = v
-        }
-        if let v = l.tokensPerMinute {
-            guard v >= 0 else { throw StoreError(.invalid, "tokens must be 0 (unlimited) or more, got \(v)") }
-            k.tokensPerMinute = v
-        }
-        if let v = l.maxConcurrent {
-            guard v >= 0 else { throw StoreError(.invalid, "max-concurrent must be 0 (unlimited) or more, got \(v)") }
-            k.maxConcurrent = v
-        }
+    /// Refuses impossible limits, before anything is looked up or written.
+    static func validate(_ l: KeyLimits) throws {
+        if let v = l.tps, !(v >= 0 && v.isFinite) { throw StoreError(.invalid, "tps must be 0 (unlimited) or more, got \(v)") }
+        if let v = l.burst, !(v >= 0 && v.isFinite) { throw StoreError(.invalid, "burst must be 0 (default) or more, got \(v)") }
+        if let v = l.tokensPerMinute, v < 0 { throw StoreError(.invalid, "tokens must be 0 (unlimited) or more, got \(v)") }
+        if let v = l.maxConcurrent, v < 0 { throw StoreError(.invalid, "max-concurrent must be 0 (unlimited) or more, got \(v)") }
+    }
+
+    /// Sets the limits given (validated) on `k`; nil fields leave it as it is.
+    static func apply(_ l: KeyLimits, to k: inout VirtualKeyRecord) {
+        if let v = l.tps { k.requestsPerSecond = v }
+        if let v = l.burst { k.burst = v }
+        if let v = l.tokensPerMinute { k.tokensPerMinute = v }
+        if let v = l.maxConcurrent { k.maxConcurrent = v }
         if let v = l.expiresAt { k.expiresAt = v }
         if let v = l.models { k.allowedModels = v }
         if let v = l.disabled { k.disabled = v }
@@ -204,4 +203,11 @@ extension String {
         while let l = s.last, l.isWhitespace { s = s.dropLast() }
         return String(s)
     }
+}
+
+/// An expiry as given on the CLI or in the admin API: `never` (`.some(nil)`), a date, or a duration from
+/// now; nil if it is none of these.
+func parseExpiry(_ text: String) -> Int64?? {
+    if text == "never" { return .some(nil) }
+    return parseTime(text, future: true).map { .some($0) }
 }

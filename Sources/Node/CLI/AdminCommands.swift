@@ -44,12 +44,10 @@ enum AdminCommands {
         l.tokensPerMinute = try p.int("tokens", min: 0).map(Int64.init)
         l.maxConcurrent = try p.int("max-concurrent", min: 0)
         if let e = p.string("expires") {
-            if e == "never" { l.expiresAt = .some(nil) } else {
-                guard let t = parseTime(e, future: true) else {
-                    throw UsageError("--expires expects a date (2026-12-31, 2026-12-31T12:00:00Z), a duration (30d, 12h) or never", commandPath: p.path)
-                }
-                l.expiresAt = .some(t)
+            guard let t = parseExpiry(e) else {
+                throw UsageError("--expires expects a date (2026-12-31, 2026-12-31T12:00:00Z), a duration (30d, 12h) or never", commandPath: p.path)
             }
+            l.expiresAt = t
         }
         if let m = p.string("models") {
             l.models = m.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
