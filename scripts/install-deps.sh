@@ -2,7 +2,7 @@
 # Installs what llm-proxy needs on Debian 12 with the Swift toolchain, skipping what is already there.
 #   scripts/install-deps.sh run    build and run dependencies only
 #   scripts/install-deps.sh test   also the servers and tools the tests start (Redis, PostgreSQL 15,
-#                                  nginx, wrk, Prometheus' promtool) and a Python venv with SecantusDB
+#                                  nginx, wrk, Prometheus' promtool, buildah, debootstrap) and a Python venv with SecantusDB
 #                                  (MongoDB-compatible test server), the official openai/anthropic SDKs and schemathesis
 set -euo pipefail
 mode=${1:-run}
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 command -v swift >/dev/null || { echo "install-deps: the Swift toolchain (swift) is not on PATH" >&2; exit 1; }
 
 run_pkgs=(libhiredis-dev libpq-dev libmongoc-dev libbson-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev ca-certificates pkg-config)
-test_pkgs=(redis-server redis-tools postgresql-15 nginx-light wrk python3-venv curl iproute2 procps prometheus docker-compose binutils)
+test_pkgs=(redis-server redis-tools postgresql-15 nginx-light wrk python3-venv curl iproute2 procps prometheus docker-compose binutils buildah debootstrap)
 pkgs=("${run_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

@@ -3,7 +3,11 @@
 #  1. every compose file (and the MongoDB override) is valid for docker-compose;
 #  2. every shared library the release binary links directly comes from a package in
 #     deploy/runtime-packages.txt (or from the base image's essential set), so the runtime stage has all it needs;
-#  3. the Dockerfile's runtime stage installs exactly deploy/runtime-packages.txt.
+#  3. the Dockerfile's runtime stage installs exactly deploy/runtime-packages.txt;
+#  4. the Dockerfile's runtime stage builds with buildah on a debootstrap'd Debian 12 base, fed the binary built
+#     here (no registry here serves the Swift or Debian images), and the binary inside it, run as the image's
+#     user with the image's environment, starts on the embedded default and answers /healthz from the host and
+#     through its own HEALTHCHECK command, then exits 0 on SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v docker-compose >/dev/null || { echo "verify-deploy: docker-compose (Debian's v1) is missing" >&2; exit 1; }
@@ -51,3 +55,5 @@ if [ "$dockerfile_pkgs" != "$(sort -u deploy/runtime-packages.txt)" ]; then
   exit 1
 fi
 echo "verify-deploy: $(basename "$bin") ($(du -h "$bin" | cut -f1)) needs only the runtime packages"
+
+scripts/verify-image.sh "$bin"
