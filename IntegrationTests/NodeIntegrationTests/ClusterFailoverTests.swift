@@ -3,93 +3,11 @@ import Glibc
 import Testing
 import TestSupport
 
-/// The cluster topology on loopback: three nodes behind nginx (Debian's) as the load balancer, one
-/// PostgreSQL, one Redis, the mock provider.
+/// Failures in the cluster topology (three nodes behind nginx, a shared store, Redis) while clients keep
+/// sending requests through the balancer.
 @Suite struct ClusterFailoverTests {
-    final class Cluster {
-        let mock: ChildProcess
-        var nodes: [ChildProcess] = []
-        var ports: [UInt16] = []
-        let lb: ChildProcess
-        let lbPort: UInt16
-        let key: String
-        let env: [String: String]
-        let redis: RedisTestServer
-
-        init() throws {
-            redis = try RedisTestServer()
-            mock = try ChildProcess(BuiltProducts.path("mock-provider"), ["--listen", "127.0.0.1:0"])
-            let out = try mock.waitForOutput(containing: "listening on")
-            let mockPort = String(out[out.range(of: "127.0.0.1:")!.upperBound...].prefix(while: \.isNumber))
-            env = ["LLM_PROXY_DATABASE_URL": try PostgresTestServer.shared().makeDatabase(),
-                   "LLM_PROXY_MASTER_KEY": "failover-master-key-12345", "LLM_PROXY_ADMIN_KEY": "failover-admin-key-12345"]
-            let proxy = BuiltProducts.path("llm-proxy")
-            let conn = try runCommand(proxy, ["connection", "add", "--name", "mock", "--provider", "openai", "--endpoint",
-                                              "http://127.0.0.1:\(mockPort)/v1", "--api-key", "sk-up", "--output", "json"], environment: env)
-            let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any])["id"] as! String
-            let vk = try runCommand(proxy, ["vkey", "add", "--name", "k", "--conn-id", connID, "--output", "json"], environment: env)
-            key = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])["key"] as! String
-            TestSecrets.register(key)
-            for i in 0..<3 {
-                let n = try ChildProcess(proxy, ["serve", "--listen", "127.0.0.1:0", "--node-id", "node-\(i)", "--redis-url", redis.url,
-                                                 "--shutdown-grace", "10s", "--drain-delay", "1s"], environment: env)
-                ports.append(try n.waitForListeningPort())
-                nodes.append(n)
-            }
-            lbPort = TestServers.freePort()
-            let dir = "/tmp/llmp-lb-\(getpid())-\(lbPort)"
-            try TestServers.shell("mkdir -p \(dir)")
-            TestServers.onExit("rm -rf \(dir)")
-            let upstreams = ports.map { "    server 127.0.0.1:\($0) max_fails=1 fail_timeout=5s;" }.joined(separator: "\n")
-            let conf = """
-                worker_processes 1;
-                daemon off;
-                master_process off;
-                pid \(dir)/nginx.pid;
-                error_log \(dir)/error.log warn;
-                events { worker_connections 1024; }
-                http {
-                  access_log off;
-                  client_body_temp_path \(dir)/cbt; proxy_temp_path \(dir)/pt; fastcgi_temp_path \(dir)/ft; uwsgi_temp_path \(dir)/ut; scgi_temp_path \(dir)/st;
-                  upstream nodes {
-                \(upstreams)
-                  }
-                  server {
-                    listen 127.0.0.1:\(lbPort);
-                    location / { proxy_pass http://nodes; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off;
-                                 proxy_next_upstream error timeout http_502 http_503; }
-                  }
-                }
-                """
-            try conf.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
-            guard let nginx = TestServers.which("nginx", extra: ["/usr/sbin"]) else { throw ChildError(description: "nginx not found") }
-            lb = try ChildProcess(nginx, ["-c", dir + "/nginx.conf", "-p", dir])
-            guard TestServers.waitForPort(lbPort) else { throw ChildError(description: "nginx did not start: \(lb.outputText)") }
-        }
-
-        func request(port: UInt16, stream: Bool = false) -> Int {
-            let body = stream ? #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"# : #"{"model":"gpt-4o-mini","messages":[]}"#
-            guard let c = try? RawHTTPClient(port: port) else { return 0 }
-            guard (try? c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(key)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")) != nil,
-                  let r = try? c.readResponse() else { return 0 }
-            return r.status
-        }
-
-        func usageRequests() throws -> Int {
-            let r = try runCommand(BuiltProducts.path("llm-proxy"), ["usage", "--output", "json"], environment: env)
-            let rows = (try? JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [[String: Any]]) ?? []
-            return rows.reduce(0) { $0 + ($1["requests"] as? Int ?? 0) }
-        }
-
-        func stop() {
-            lb.signal(SIGKILL)
-            for n in nodes { n.stop() }
-            mock.stop()
-        }
-    }
-
     @Test func balancerRoutesAroundAKilledNode() throws {
-        let cluster = try Cluster()
+        let cluster = try LoopbackCluster()
         defer { cluster.stop() }
         var failures = 0, ok = 0
         let start = Date()
@@ -99,15 +17,16 @@ import TestSupport
                 cluster.nodes[1].signal(SIGKILL)
                 killed = true
             }
-            if cluster.request(port: cluster.lbPort) == 200 { ok += 1 } else { failures += 1 }
+            if cluster.request(port: cluster.lbPort).status == 200 { ok += 1 } else { failures += 1 }
         }
         // One client, one request at a time: at most the one in flight on the killed node is lost.
         #expect(failures <= 1, "\(failures) failed of \(ok + failures)")
         #expect(ok > 100)
     }
 
-    @Test func sigtermedNodeFinishesItsStreamsAndFlushesUsage() throws {
-        let cluster = try Cluster()
+    @Test(arguments: LoopbackCluster.Database.allCases)
+    func sigtermedNodeFinishesItsStreamsAndFlushesUsage(_ database: LoopbackCluster.Database) throws {
+        let cluster = try LoopbackCluster(database: database)
         defer { cluster.stop() }
         let port = cluster.ports[2]
         let before = try cluster.usageRequests()
@@ -132,5 +51,87 @@ import TestSupport
         #expect(cluster.nodes[2].waitForExit(timeout: 15) == 0)
         // Its usage reached the store before it exited.
         #expect(try cluster.usageRequests() == before + 1)
+    }
+
+    /// Without Redis, a key disabled through the balancer's admin API stops working on every node within
+    /// a second, through the shared store's revision alone.
+    @Test(arguments: LoopbackCluster.Database.allCases)
+    func revocationThroughTheBalancerReachesEveryNodeWithinASecond(_ database: LoopbackCluster.Database) throws {
+        let cluster = try LoopbackCluster(database: database, withRedis: false)
+        defer { cluster.stop() }
+        let (id, key) = try cluster.addKey([])
+        for port in cluster.ports { #expect(cluster.request(port: port, key: key).status == 200) }  // cached everywhere
+
+        try cluster.admin(["vkey", "update", id, "--disable"])
+        let t0 = Date()
+        var refused = Set<UInt16>()
+        while Date().timeIntervalSince(t0) < 2 && refused.count < 3 {
+            for port in cluster.ports where !refused.contains(port) && cluster.request(port: port, key: key).status == 401 {
+                refused.insert(port)
+            }
+            if refused.count < 3 { usleep(20_000) }
+        }
+        let elapsed = Date().timeIntervalSince(t0)
+        #expect(refused.count == 3, "still accepted by \(3 - refused.count) node(s) after \(elapsed) s")
+        #expect(elapsed < 1.2, "revocation took \(elapsed) s")
+        // The other key was not touched.
+        #expect(cluster.request(port: cluster.lbPort).status == 200)
+    }
+
+    /// Redis SIGKILLed then restarted, then SIGSTOPped then SIGCONTed, under steady load through the
+    /// balancer: no request fails, none waits much past the limiter's 50 ms deadline, a limited key gets
+    /// about its rate while Redis is away (each node enforcing its share), and every node returns to global mode.
+    @Test func redisFaultsUnderSteadyLoadThroughTheBalancer() throws {
+        let cluster = try LoopbackCluster()
+        defer { cluster.stop() }
+        // Every steady request is admitted through Redis (a limit it never reaches), so each meets the faults.
+        let steady = try cluster.addKey(["--tps", "100000"])
+        let limited = try cluster.addKey(["--tps", "5", "--burst", "15"])
+        usleep(2_500_000)  // the nodes see each other through their heartbeats
+        #expect((0..<3).allSatisfy { cluster.limiterMode($0) == "global" })
+        let lbPort = cluster.lbPort
+        let load = SteadyLoad(clients: 3) { cluster.request(port: lbPort, key: steady.key) }
+
+        func allGlobalAgain(within seconds: Double) -> Bool {
+            let t0 = Date()
+            while Date().timeIntervalSince(t0) < seconds {
+                if (0..<3).allSatisfy({ cluster.limiterMode($0) == "global" }) { return true }
+                usleep(50_000)
+            }
+            return false
+        }
+        func admittedOfLimitedKey(for seconds: Double) -> Int {
+            let t0 = Date()
+            var admitted = 0
+            while Date().timeIntervalSince(t0) < seconds {
+                if cluster.request(port: lbPort, key: limited.key).status == 200 { admitted += 1 }
+            }
+            return admitted
+        }
+
+        usleep(500_000)
+        let redis = try #require(cluster.redis)
+        redis.kill()
+        // Burst 15 split in three shares of 5, plus 5/s: about 25 in 2 s across the three nodes.
+        let admittedWhileDead = admittedOfLimitedKey(for: 2)
+        #expect((10...28).contains(admittedWhileDead), "limited key admitted \(admittedWhileDead) in 2 s with Redis dead")
+        try redis.start()
+        #expect(allGlobalAgain(within: 4), "global mode did not return after Redis restarted: \((0..<3).map { cluster.limiterMode($0) ?? "?" })")
+
+        usleep(500_000)
+        redis.pause()
+        usleep(1_500_000)
+        redis.resume()
+        #expect(allGlobalAgain(within: 4), "global mode did not return after SIGCONT")
+        usleep(500_000)
+
+        let samples = load.stop()
+        let failed = samples.filter { $0.status != 200 }
+        #expect(failed.isEmpty, "\(failed.count) of \(samples.count) requests failed: \(Set(failed.map(\.status)))")
+        let sorted = samples.map(\.ms).sorted()
+        let p99 = sorted[Int(Double(sorted.count - 1) * 0.99)], worst = sorted.last ?? 0
+        print("redis faults through the balancer: \(samples.count) requests, p99 \(Int(p99)) ms, worst \(Int(worst)) ms; limited key admitted \(admittedWhileDead) in 2 s with Redis dead")
+        #expect(worst < 250, "slowest request \(worst) ms (p99 \(p99) ms) of \(samples.count)")
+        #expect(samples.count > 300, "only \(samples.count) requests in the run")
     }
 }

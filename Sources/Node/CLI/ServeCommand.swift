@@ -103,8 +103,6 @@ enum ServeCommand {
             redisConnections = group.loops.map { RedisConnection(configuration: redisConfig, loop: $0) }
             for c in redisConnections { c.start() }
             global = GlobalLimiter(connections: redisConnections, deadlineNanos: redisConfig.commandTimeoutNanos)
-            heartbeat = NodeHeartbeat(connection: redisConnections[0], nodeID: nodeID, local: localLimiter, log: log)
-            heartbeat?.start()
             log.info("global limits through Redis", [("redis", .string(redisConfig.redacted))])
         }
         guard let policy = RedisFailurePolicy(rawValue: p.string("redis-failure") ?? "local") else {
@@ -115,6 +113,10 @@ enum ServeCommand {
         let metrics = Metrics()
         NodeMetrics.register(metrics)
         limiter.metrics = metrics
+        if let first = redisConnections.first {
+            heartbeat = NodeHeartbeat(connection: first, nodeID: nodeID, limiter: limiter, log: log)
+            heartbeat?.start()
+        }
         keys.metrics = metrics
         usage.metrics = metrics
         let redisLinks = redisConnections

@@ -87,6 +87,13 @@ final class Limiter: @unchecked Sendable {
         }
     }
 
+    /// What another Redis user on this node (the heartbeat) just saw: keeps the reported mode true even
+    /// while no limited key is being admitted.
+    func noteRedis(answering: Bool, reason: String?) {
+        guard global != nil else { return }
+        switchMode(to: answering ? "global" : "local", reason: reason)
+    }
+
     private func switchMode(to new: String, reason: String?) {
         let old = mode.withLock { m -> String in
             let o = m
@@ -105,25 +112,32 @@ final class Limiter: @unchecked Sendable {
 
 /// Node heartbeats in a Redis sorted set (`llmp:nodes`, scored by time): the count of nodes seen in the
 /// last few seconds sets each node's share of the limits while Redis is away (the last count is kept).
+/// Each round also tells the limiter whether Redis answered, so its mode follows Redis within a second.
 final class NodeHeartbeat: @unchecked Sendable {
     let connection: RedisConnection
     let nodeID: String
     let local: LocalLimiter
+    let limiter: Limiter
     let log: Logger
     private var task: Task<Void, Never>?
     let liveNodes = LockedBox(1)
     static let key = "llmp:nodes"
     static let windowSeconds = 5.0
 
-    init(connection: RedisConnection, nodeID: String, local: LocalLimiter, log: Logger) {
+    init(connection: RedisConnection, nodeID: String, limiter: Limiter, log: Logger) {
         self.connection = connection
         self.nodeID = nodeID
-        self.local = local
+        self.local = limiter.local
+        self.limiter = limiter
         self.log = log
     }
 
     func start() {
         task = Task.detached { [self] in
+            // Give the connection its first connect (a second at most) before a round can call Redis away.
+            for _ in 0..<20 where connection.health != .ready && !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
             while !Task.isCancelled {
                 do {
                     let now = wallClockSeconds()
@@ -137,8 +151,10 @@ final class NodeHeartbeat: @unchecked Sendable {
                     }
                     local.share.withLock { $0 = 1 / Double(n) }
                     if previous != n { log.info("live nodes", [("count", .int(n))]) }
+                    limiter.noteRedis(answering: true, reason: nil)
                 } catch {
                     // Keep the last count: it is the best guess of how many nodes share the limits now.
+                    limiter.noteRedis(answering: false, reason: "heartbeat: \(error)")
                 }
                 try? await Task.sleep(for: .seconds(1))
             }
