@@ -53,6 +53,35 @@ import TestSupport
         #expect(try cluster.usageRequests() == before + 1)
     }
 
+    /// The shared store restarted under steady load through the balancer: cached keys keep serving on
+    /// every node, and every request answered during the outage has its usage written afterwards.
+    @Test(arguments: LoopbackCluster.Database.allCases)
+    func storeRestartUnderSteadyLoadThroughTheBalancer(_ database: LoopbackCluster.Database) throws {
+        let cluster = try LoopbackCluster(database: database, ownDatabaseServer: true)
+        defer { cluster.stop() }
+        let lbPort = cluster.lbPort
+        let before = try cluster.usageRequests()
+        let load = SteadyLoad(clients: 3) { cluster.request(port: lbPort) }
+        usleep(500_000)  // every node has the key cached
+        try cluster.stopDatabase()
+        usleep(2_000_000)
+        try cluster.startDatabase()
+        usleep(500_000)
+        let samples = load.stop()
+        let failed = samples.filter { $0.status != 200 }
+        #expect(failed.isEmpty, "\(failed.count) of \(samples.count) requests failed: \(Set(failed.map(\.status)))")
+        // The usage writers retry with backoff (at most 5 s apart): wait for them to catch up.
+        let answered = samples.count - failed.count
+        var recorded = 0
+        let t0 = Date()
+        while Date().timeIntervalSince(t0) < 15 {
+            recorded = (try? cluster.usageRequests()) ?? recorded
+            if recorded - before >= answered { break }
+            usleep(250_000)
+        }
+        #expect(recorded - before == answered, "\(answered) requests answered, \(recorded - before) usage records written")
+    }
+
     /// Without Redis, a key disabled through the balancer's admin API stops working on every node within
     /// a second, through the shared store's revision alone.
     @Test(arguments: LoopbackCluster.Database.allCases)

@@ -19,15 +19,26 @@ final class LoopbackCluster: @unchecked Sendable {
     let key: String
     let env: [String: String]
     let redis: RedisTestServer?
+    /// Stops and starts the cluster's database server (only with `ownDatabaseServer`).
+    private(set) var stopDatabase: () throws -> Void = {}
+    private(set) var startDatabase: () throws -> Void = {}
 
-    init(database: Database = .postgres, withRedis: Bool = true) throws {
+    /// `ownDatabaseServer` starts a server for this cluster alone, so a test may restart it.
+    init(database: Database = .postgres, withRedis: Bool = true, ownDatabaseServer: Bool = false) throws {
         redis = withRedis ? try RedisTestServer() : nil
         mock = try ChildProcess(BuiltProducts.path("mock-provider"), ["--listen", "127.0.0.1:0"])
         let out = try mock.waitForOutput(containing: "listening on")
         let mockPort = String(out[out.range(of: "127.0.0.1:")!.upperBound...].prefix(while: \.isNumber))
-        let url = switch database {
-        case .postgres: try PostgresTestServer.shared().makeDatabase()
-        case .mongodb: try MongoTestServer.shared().makeDatabase()
+        let url: String
+        switch database {
+        case .postgres:
+            let pg = ownDatabaseServer ? try PostgresTestServer.dedicated() : try PostgresTestServer.shared()
+            url = try pg.makeDatabase()
+            if ownDatabaseServer { (stopDatabase, startDatabase) = (pg.stop, pg.start) }
+        case .mongodb:
+            let mongo = ownDatabaseServer ? try MongoTestServer.dedicated() : try MongoTestServer.shared()
+            url = mongo.makeDatabase()
+            if ownDatabaseServer { (stopDatabase, startDatabase) = ({ mongo.stop() }, mongo.start) }
         }
         env = ["LLM_PROXY_DATABASE_URL": url, "LLM_PROXY_MASTER_KEY": "failover-master-key-12345", "LLM_PROXY_ADMIN_KEY": Self.adminKey]
         let proxy = BuiltProducts.path("llm-proxy")
