@@ -23,7 +23,7 @@ func measure(_ name: String, _ url: String) async throws {
     }
     let now = nowMillis()
     let all = (0..<records).map { i in
-        UsageRecord(id: Identifiers.make("u"), virtualKeyID: "vk_\(i % 100)", connectionID: conn.id, model: "gpt-4o-mini",
+        UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: now + Int64(i)), virtualKeyID: "vk_\(i % 100)", connectionID: conn.id, model: "gpt-4o-mini",
                     promptTokens: 57, completionTokens: 31, statusCode: 200, latencyMillis: 3, stream: false,
                     startedAt: now + Int64(i), endedAt: now + Int64(i) + 3, nodeID: "bench")
     }

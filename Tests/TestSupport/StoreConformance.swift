@@ -127,7 +127,7 @@ public enum StoreConformance {
         let base: Int64 = 1_700_000_000_000
         var records: [UsageRecord] = []
         for i in 0..<1000 {
-            records.append(UsageRecord(id: Identifiers.make("u"), virtualKeyID: i % 2 == 0 ? "vk_a" : "vk_b", connectionID: "conn_x",
+            records.append(UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: base + Int64(i) * 1000), virtualKeyID: i % 2 == 0 ? "vk_a" : "vk_b", connectionID: "conn_x",
                                        model: i % 4 < 2 ? "gpt-4o" : "gpt-4o-mini", promptTokens: 10, completionTokens: Int64(i % 7),
                                        estimated: i % 10 == 0, statusCode: 200, latencyMillis: 12, stream: i % 3 == 0,
                                        startedAt: base + Int64(i) * 1000, endedAt: base + Int64(i) * 1000 + 12, nodeID: "node-1"))

@@ -155,10 +155,11 @@ struct ProxyHandler: Sendable {
                                                             ("prompt_tokens", .int(Int(tokens.prompt))), ("completion_tokens", .int(Int(tokens.completion))),
                                                             ("estimated", .bool(estimated))])
         if outcome != .cancelledBeforeHead || relay.bodyBytes > 0 {
-            usage.record(UsageRecord(id: Identifiers.make("u"), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
+            let ended = nowMillis()
+            usage.record(UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: ended), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
                                      model: facts.model ?? "", promptTokens: tokens.prompt, completionTokens: tokens.completion,
                                      estimated: estimated, statusCode: relay.status, latencyMillis: Int64((monotonicNanos() - started) / 1_000_000),
-                                     stream: facts.stream, startedAt: startedAt, endedAt: nowMillis(), nodeID: nodeID))
+                                     stream: facts.stream, startedAt: startedAt, endedAt: ended, nodeID: nodeID))
         }
     }
 

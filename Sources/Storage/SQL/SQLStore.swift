@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Synchronization
 
 /// The `Store` for SQL databases (SQLite and PostgreSQL): the same statements over a `SQLSession` per
 /// worker thread. Each admin change, its audit event and the revision bump commit together.
@@ -250,31 +251,41 @@ final class SQLStore: Store, @unchecked Sendable {
 
     // MARK: Usage
 
+    private let usageInsertTexts = Mutex<[Int: String]>([:])
     private static let usageColumns = "id, vkey_id, connection_id, model, prompt_tokens, completion_tokens, estimated, status, latency_ms, stream, started_at, ended_at, node_id"
 
     func insertUsage(_ records: [UsageRecord]) async throws {
         guard !records.isEmpty else { return }
-        let d = dialect
         try await transaction { s in
-            // Multi-row inserts of up to 64 records per statement.
+            // Multi-row inserts of up to 64 records per statement (the session caches each text's prepared statement).
             var i = 0
             while i < records.count {
                 let chunk = records[i..<min(i + 64, records.count)]
-                var sql = "INSERT INTO usage_records (\(Self.usageColumns)) VALUES "
                 var params: [SQLValue] = []
                 params.reserveCapacity(chunk.count * 13)
-                for (n, r) in chunk.enumerated() {
-                    let base = n * 13
-                    sql += (n == 0 ? "" : ", ") + "(" + (1...13).map { "$\(base + $0)" }.joined(separator: ", ") + ")"
+                for r in chunk {
                     params += [.text(r.id), .text(r.virtualKeyID), .text(r.connectionID), .text(r.model), .int(r.promptTokens),
                                .int(r.completionTokens), .int(r.estimated ? 1 : 0), .int(Int64(r.statusCode)), .int(r.latencyMillis),
                                .int(r.stream ? 1 : 0), .int(r.startedAt), .int(r.endedAt), .text(r.nodeID)]
                 }
-                sql += " ON CONFLICT (id) DO NOTHING"
-                try s.execute(d.placeholders(sql), params)
+                try s.execute(self.usageInsertSQL(rows: chunk.count), params)
                 i += chunk.count
             }
         }
+    }
+
+    /// `INSERT … VALUES (…), (…) ON CONFLICT (id) DO NOTHING` for `rows` records, in this store's dialect;
+    /// made once per row count.
+    private func usageInsertSQL(rows: Int) -> String {
+        if let sql = usageInsertTexts.withLock({ $0[rows] }) { return sql }
+        var sql = "INSERT INTO usage_records (\(Self.usageColumns)) VALUES "
+        for n in 0..<rows {
+            let base = n * 13
+            sql += (n == 0 ? "" : ", ") + "(" + (1...13).map { "$\(base + $0)" }.joined(separator: ", ") + ")"
+        }
+        sql = dialect.placeholders(sql + " ON CONFLICT (id) DO NOTHING")
+        usageInsertTexts.withLock { $0[rows] = sql }
+        return sql
     }
 
     private func whereClause(_ query: UsageQuery) -> (String, [SQLValue]) {
