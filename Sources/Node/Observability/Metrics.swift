@@ -9,13 +9,38 @@ public final class Metrics: @unchecked Sendable {
         var help: String
         var values: [[String]: Double] = [:]
         var labelNames: [String]
+
+        /// In place: the dictionary is never copied (a copy per update grows with the number of series).
+        mutating func add(_ labels: [String], _ value: Double, maxSeries: Int) {
+            if values[labels] == nil && values.count >= maxSeries {
+                values[labels.map { _ in "other" }, default: 0] += value
+            } else {
+                values[labels, default: 0] += value
+            }
+        }
+    }
+
+    struct Series {
+        var counts: [UInt64]
+        var sum: Double = 0
+        var count: UInt64 = 0
     }
 
     struct Histogram {
         var help: String
         var labelNames: [String]
         var buckets: [Double]
-        var series: [[String]: (counts: [UInt64], sum: Double, count: UInt64)] = [:]
+        var series: [[String]: Series] = [:]
+
+        mutating func observe(_ labels: [String], _ value: Double, maxSeries: Int) {
+            let key = series[labels] != nil || series.count < maxSeries ? labels : labels.map { _ in "other" }
+            if series[key] == nil { series[key] = Series(counts: Array(repeating: 0, count: buckets.count)) }
+            // Buckets are cumulative: every bucket from the first one holding `value` counts it.
+            let first = buckets.firstIndex { value <= $0 } ?? buckets.count
+            series[key]!.sum += value
+            series[key]!.count += 1
+            for i in first..<buckets.count { series[key]!.counts[i] += 1 }
+        }
     }
 
     struct State {
@@ -48,42 +73,20 @@ public final class Metrics: @unchecked Sendable {
     }
 
     public func add(_ name: String, _ labels: [String] = [], _ value: Double = 1) {
-        state.withLock { s in
-            guard var c = s.counters[name] else { return }
-            let key = c.values[labels] != nil || c.values.count < maxSeries ? labels : labels.map { _ in "other" }
-            c.values[key, default: 0] += value
-            s.counters[name] = c
-        }
+        state.withLock { $0.counters[name]?.add(labels, value, maxSeries: maxSeries) }
     }
 
     /// Sets a counter to a total kept elsewhere (read at scrape time).
     public func setTotal(_ name: String, _ labels: [String] = [], _ value: Double) {
-        state.withLock { s in
-            guard var c = s.counters[name] else { return }
-            c.values[labels] = value
-            s.counters[name] = c
-        }
+        state.withLock { $0.counters[name]?.values[labels] = value }
     }
 
     public func set(_ name: String, _ labels: [String] = [], _ value: Double) {
-        state.withLock { s in
-            guard var g = s.gauges[name] else { return }
-            g.values[labels] = value
-            s.gauges[name] = g
-        }
+        state.withLock { $0.gauges[name]?.values[labels] = value }
     }
 
     public func observe(_ name: String, _ labels: [String] = [], _ value: Double) {
-        state.withLock { s in
-            guard var h = s.histograms[name] else { return }
-            let key = h.series[labels] != nil || h.series.count < maxSeries ? labels : labels.map { _ in "other" }
-            var entry = h.series[key] ?? (counts: Array(repeating: 0, count: h.buckets.count), sum: 0, count: 0)
-            for (i, b) in h.buckets.enumerated() where value <= b { entry.counts[i] += 1 }
-            entry.sum += value
-            entry.count += 1
-            h.series[key] = entry
-            s.histograms[name] = h
-        }
+        state.withLock { $0.histograms[name]?.observe(labels, value, maxSeries: maxSeries) }
     }
 
     public func onScrape(_ collect: @escaping @Sendable (Metrics) -> Void) {
