@@ -44,8 +44,7 @@ final class UpstreamTransfer {
     private unowned let multi: CurlMulti
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private let body: [UInt8]
-    private var status = 0
-    private var headers = HTTPHeaders()
+    private var head = UpstreamHeadReader()
     private var headDelivered = false
     private var finished = false
     private var firstByteTimer: UInt64?
@@ -90,7 +89,7 @@ final class UpstreamTransfer {
         llmp_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, me)
         llmp_easy_setopt_data_cb(easy, CURLOPT_HEADERFUNCTION) { ptr, size, count, userdata in
             let t = Unmanaged<UpstreamTransfer>.fromOpaque(userdata!).takeUnretainedValue()
-            t.headerLine(UnsafeRawBufferPointer(start: ptr, count: size * count))
+            if t.head.take(UnsafeRawBufferPointer(start: ptr, count: size * count)) { t.deliverHead() }
             return size * count
         }
         llmp_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
@@ -133,22 +132,6 @@ final class UpstreamTransfer {
 
     // MARK: curl callbacks
 
-    private func headerLine(_ line: UnsafeRawBufferPointer) {
-        var end = line.count
-        while end > 0, line[end - 1] == 0x0A || line[end - 1] == 0x0D { end -= 1 }
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: line[0..<end]), as: UTF8.self)
-        if text.hasPrefix("HTTP/") {
-            // A new status line (also after 1xx interim responses): start over.
-            let parts = text.split(separator: " ", maxSplits: 2)
-            status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
-            headers = HTTPHeaders()
-        } else if text.isEmpty {
-            if status >= 200 { deliverHead() }
-        } else if let colon = text.firstIndex(of: ":") {
-            headers.add(String(text[..<colon]).lowercased(), String(text[text.index(after: colon)...]).trimmingOWS().description)
-        }
-    }
-
     private func deliverHead() {
         guard !headDelivered else { return }
         headDelivered = true
@@ -156,7 +139,7 @@ final class UpstreamTransfer {
             multi.loop.cancelTimer(t)
             firstByteTimer = nil
         }
-        onHead(UpstreamHead(status: status, headers: headers))
+        onHead(head.head)
     }
 
     private func data(_ bytes: UnsafeRawBufferPointer) -> Bool {

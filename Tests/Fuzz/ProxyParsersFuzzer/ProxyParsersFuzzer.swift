@@ -1,7 +1,7 @@
 import Node
 
 /// The proxy's parsers of untrusted bytes: the request-body scanner (and the one body rewrite), usage
-/// extraction from responses, and the SSE splitter. Properties checked, not just "no crash":
+/// extraction from responses, the SSE splitter and the upstream head reader. Properties checked, not just "no crash":
 /// - a body with include_usage added still scans as an object and reports it;
 /// - the SSE splitter loses and invents nothing: its events plus the remainder equal the input.
 func fuzzProxyParsers(_ data: UnsafeRawBufferPointer) {
@@ -36,6 +36,20 @@ func fuzzProxyParsers(_ data: UnsafeRawBufferPointer) {
     }
     rebuilt += splitter.flush()
     precondition(rebuilt == bytes, "SSE splitter changed the stream")
+
+    // The upstream head reader, fed the input as curl would: line by line.
+    var reader = UpstreamHeadReader()
+    var start = 0
+    for (j, b) in bytes.enumerated() where b == 0x0A || j == bytes.count - 1 {
+        let complete = bytes[start...j].withUnsafeBytes { reader.take($0) }
+        start = j + 1
+        precondition(!complete || reader.status >= 200, "a head ended with status \(reader.status)")
+        precondition((0...999).contains(reader.status), "status \(reader.status) out of range")
+        for (name, value) in reader.headers {
+            precondition(!name.isEmpty && !name.utf8.contains { (0x41...0x5A).contains($0) }, "name not lower-cased: \(name)")
+            precondition(!value.utf8.contains(0x0A), "line feed inside a value")
+        }
+    }
 }
 
 #if FUZZING
