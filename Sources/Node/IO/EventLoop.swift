@@ -150,6 +150,14 @@ public final class EventLoop: @unchecked Sendable {
         _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev)
     }
 
+    /// Forgets `fd` without a system call, for a descriptor about to be closed (closing removes it from
+    /// the epoll set, provided it was never duplicated). Events already fetched for it are dropped.
+    public func forgetClosing(_ fd: Int32) {
+        assertInLoop()
+        guard Int(fd) < handlers.count else { return }
+        handlers[Int(fd)] = nil
+    }
+
     private static func token(_ fd: Int32, _ generation: UInt32) -> UInt64 {
         UInt64(UInt32(bitPattern: fd)) | (UInt64(generation) << 32)
     }

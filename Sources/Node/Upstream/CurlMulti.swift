@@ -6,12 +6,23 @@ private let curlGlobalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
 /// One libcurl multi handle driven by one event loop (the multi_socket API): curl tells us which sockets
 /// to watch and when to wake it; we tell it what became ready. Everything happens on the loop thread.
+///
+/// Connection sockets stay registered with epoll between transfers ("parked" when curl stops watching a
+/// kept-alive connection), so a reused connection costs no epoll_ctl calls; this works because curl opens
+/// and closes them through our callbacks, so we learn of every close. A parked socket that wakes (the
+/// provider closed it) is unregistered then. Other sockets curl watches (its resolver's) are unregistered
+/// as soon as curl lets go of them. Easy handles are reset and reused.
 final class CurlMulti {
     let loop: EventLoop
     let multi: UnsafeMutableRawPointer
     private var watchers: [Int32: CurlSocketWatcher] = [:]
+    /// Sockets curl opened through `openSocket`: their close is reported to `closeSocket`.
+    private var connectionSockets = Set<Int32>()
     private var timer: UInt64?
     private var transfers: [UnsafeMutableRawPointer: UpstreamTransfer] = [:]
+    private var idleEasyHandles: [UnsafeMutableRawPointer] = []
+    private static let maxIdleEasyHandles = 64
+    private var cleaningUp = false
 
     init(loop: EventLoop) {
         _ = curlGlobalInit
@@ -33,9 +44,40 @@ final class CurlMulti {
         llmp_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
     }
 
-    deinit { curl_multi_cleanup(multi) }
+    deinit {
+        cleaningUp = true
+        curl_multi_cleanup(multi)
+        for easy in idleEasyHandles { curl_easy_cleanup(easy) }
+    }
 
     var activeTransfers: Int { transfers.count }
+
+    /// An easy handle with default options plus the socket callbacks this multi relies on.
+    func makeEasyHandle() -> UnsafeMutableRawPointer {
+        let easy = idleEasyHandles.popLast() ?? curl_easy_init()!
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        llmp_easy_setopt_opensocket_cb(easy) { clientp, purpose, address in
+            guard purpose == CURLSOCKTYPE_IPCXN, let address else { return CURL_SOCKET_BAD }
+            return Unmanaged<CurlMulti>.fromOpaque(clientp!).takeUnretainedValue().openSocket(address.pointee)
+        }
+        llmp_easy_setopt_pointer(easy, CURLOPT_OPENSOCKETDATA, me)
+        llmp_easy_setopt_closesocket_cb(easy) { clientp, socket in
+            Unmanaged<CurlMulti>.fromOpaque(clientp!).takeUnretainedValue().closeSocket(socket)
+        }
+        llmp_easy_setopt_pointer(easy, CURLOPT_CLOSESOCKETDATA, me)
+        return easy
+    }
+
+    /// Takes back a handle no longer in the multi: reset for the next transfer (its connection stays
+    /// in the multi's cache).
+    func recycle(_ easy: UnsafeMutableRawPointer) {
+        guard loop.inEventLoop, idleEasyHandles.count < Self.maxIdleEasyHandles else {
+            curl_easy_cleanup(easy)
+            return
+        }
+        curl_easy_reset(easy)
+        idleEasyHandles.append(easy)
+    }
 
     func add(_ transfer: UpstreamTransfer) {
         loop.assertInLoop()
@@ -56,22 +98,64 @@ final class CurlMulti {
 
     // MARK: Callbacks from curl (inside curl calls, on the loop)
 
+    private func openSocket(_ address: curl_sockaddr) -> curl_socket_t {
+        let fd = socket(address.family, address.socktype | Int32(SOCK_CLOEXEC.rawValue), address.protocol)
+        guard fd >= 0 else { return CURL_SOCKET_BAD }
+        connectionSockets.insert(fd)
+        return fd
+    }
+
+    private func closeSocket(_ socket: curl_socket_t) -> Int32 {
+        if !cleaningUp {
+            connectionSockets.remove(socket)
+            if let w = watchers.removeValue(forKey: socket), w.registered {
+                loop.forgetClosing(socket)  // closing it takes it out of the epoll set
+            }
+        }
+        return Glibc.close(socket)
+    }
+
     private func socketChanged(_ socket: curl_socket_t, _ what: Int32) {
         if what == CURL_POLL_REMOVE {
-            if let w = watchers.removeValue(forKey: socket) { loop.unregister(w.fd) }
+            guard let w = watchers[socket] else { return }
+            if connectionSockets.contains(socket) {
+                w.curlWatches = false  // parked: stays registered until it wakes or curl closes it
+            } else {
+                watchers[socket] = nil
+                if w.registered { loop.unregister(socket) }
+            }
             return
         }
         var interest = Interest(rawValue: 0)
         if what == CURL_POLL_IN || what == CURL_POLL_INOUT { interest.formUnion(Interest(rawValue: EPOLLIN.rawValue)) }
         if what == CURL_POLL_OUT || what == CURL_POLL_INOUT { interest.formUnion(.write) }
-        if let w = watchers[socket] {
-            try? loop.modify(socket, interest: interest)
-            _ = w
+        let w: CurlSocketWatcher
+        if let existing = watchers[socket] {
+            w = existing
         } else {
-            let w = CurlSocketWatcher(fd: socket, multi: self)
+            w = CurlSocketWatcher(fd: socket, multi: self)
             watchers[socket] = w
-            do { try loop.register(socket, interest: interest, handler: w) } catch { watchers[socket] = nil }
         }
+        w.curlWatches = true
+        do {
+            if !w.registered {
+                try loop.register(socket, interest: interest, handler: w)
+                w.registered = true
+            } else if w.interest != interest {
+                try loop.modify(socket, interest: interest)
+            }
+            w.interest = interest
+        } catch {
+            watchers[socket] = nil
+            w.registered = false
+        }
+    }
+
+    /// A parked socket became readable or hung up while no transfer uses it: stop watching it (curl finds
+    /// the connection dead when it next checks it, and closes it).
+    fileprivate func parkedSocketWoke(_ w: CurlSocketWatcher) {
+        loop.unregister(w.fd)
+        w.registered = false
     }
 
     /// Only schedules: calling curl back from inside its own callback is not allowed.
@@ -108,10 +192,13 @@ final class CurlMulti {
     }
 }
 
-/// Readiness of one curl socket, forwarded to curl.
+/// Readiness of one curl socket, forwarded to curl while curl watches it.
 final class CurlSocketWatcher: EventHandler {
     let fd: Int32
     unowned let multi: CurlMulti
+    var registered = false
+    var interest = Interest(rawValue: 0)
+    var curlWatches = false
 
     init(fd: Int32, multi: CurlMulti) {
         self.fd = fd
@@ -119,6 +206,10 @@ final class CurlSocketWatcher: EventHandler {
     }
 
     func handleEvents(_ events: UInt32) {
+        guard curlWatches else {
+            multi.parkedSocketWoke(self)
+            return
+        }
         var flags: Int32 = 0
         if events & (EpollEvents.readable | EpollEvents.hangup) != 0 { flags |= CURL_CSELECT_IN }
         if events & EpollEvents.writable != 0 { flags |= CURL_CSELECT_OUT }

@@ -58,7 +58,7 @@ final class UpstreamTransfer {
     init(multi: CurlMulti, method: HTTPMethod, url: String, headers: [(String, String)], body: [UInt8], timeouts: UpstreamTimeouts) {
         self.multi = multi
         self.body = body
-        easy = curl_easy_init()!
+        easy = multi.makeEasyHandle()
         let me = Unmanaged.passUnretained(self).toOpaque()
         llmp_easy_setopt_string(easy, CURLOPT_URL, url)
         llmp_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
@@ -106,7 +106,7 @@ final class UpstreamTransfer {
     }
 
     deinit {
-        curl_easy_cleanup(easy)
+        multi.recycle(easy)  // no longer in the multi: every path to the end removes it first
         curl_slist_free_all(headerList)
     }
 
