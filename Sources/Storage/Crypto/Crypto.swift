@@ -2,16 +2,26 @@ import CCrypto
 
 /// SHA-256, HMAC, HKDF and the OS CSPRNG through OpenSSL's libcrypto.
 public enum Crypto {
+    /// SHA-256 fetched from OpenSSL's default provider once, for the life of the process: `EVP_sha256()`
+    /// makes every digest look the algorithm up again (a provider query under a lock), measurable at one
+    /// hash per proxied request. `nonisolated(unsafe)`: an EVP_MD is immutable and safe to share between threads.
+    nonisolated(unsafe) private static let sha256Algorithm: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
+
     public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.withUnsafeBytes { sha256(of: $0) }
+    }
+
+    public static func sha256(of bytes: UnsafeRawBufferPointer) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var size: UInt32 = 0
-        bytes.withUnsafeBytes { p in
-            _ = EVP_Digest(p.baseAddress, p.count, &out, &size, EVP_sha256(), nil)
-        }
+        _ = EVP_Digest(bytes.baseAddress, bytes.count, &out, &size, sha256Algorithm ?? EVP_sha256(), nil)
         return out
     }
 
-    public static func sha256Hex(_ text: String) -> String { hex(sha256(Array(text.utf8))) }
+    public static func sha256Hex(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { hex(sha256(of: UnsafeRawBufferPointer($0))) }
+    }
 
     public static func hmacSHA256(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
