@@ -1,0 +1,25 @@
+import Testing
+@testable import Storage
+
+@Suite struct CryptoTests {
+    @Test func sha256MatchesTheFIPSVectors() {
+        #expect(Crypto.sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Crypto.sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(Crypto.hex(Crypto.sha256(Array("abc".utf8))) == Crypto.sha256Hex("abc"))
+    }
+
+    @Test func hmacSHA256MatchesRFC4231() {
+        let key = [UInt8](repeating: 0x0b, count: 20)
+        #expect(Crypto.hex(Crypto.hmacSHA256(key: key, Array("Hi There".utf8)))
+                == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+    }
+
+    @Test func timeOrderedIdsSortByTimeAndDiffer() {
+        let a = Identifiers.makeTimeOrdered("u", millis: 1_700_000_000_000)
+        let b = Identifiers.makeTimeOrdered("u", millis: 1_700_000_000_001)
+        let c = Identifiers.makeTimeOrdered("u", millis: 1_700_000_000_001)
+        #expect(a < b && a < c)
+        #expect(b != c)
+        #expect(a.hasPrefix("u_018bcfe56800") && a.count == 2 + 28)
+    }
+}
