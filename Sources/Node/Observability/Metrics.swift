@@ -30,16 +30,38 @@ public final class Metrics: @unchecked Sendable {
         var help: String
         var labelNames: [String]
         var buckets: [Double]
-        var series: [[String]: Series] = [:]
+        /// Series in first-seen order, found through `index`; `last` remembers the previous update's
+        /// series, so the common case (the same labels again) compares strings instead of hashing them.
+        var keys: [[String]] = []
+        var values: [Series] = []
+        var index: [[String]: Int] = [:]
+        var last = -1
+
+        var series: [(labels: [String], series: Series)] { Array(zip(keys, values)) }
 
         mutating func observe(_ labels: [String], _ value: Double, maxSeries: Int) {
-            let key = series[labels] != nil || series.count < maxSeries ? labels : labels.map { _ in "other" }
-            if series[key] == nil { series[key] = Series(counts: Array(repeating: 0, count: buckets.count)) }
+            let n: Int
+            if last >= 0, keys[last] == labels {
+                n = last
+            } else if let found = index[labels] {
+                n = found
+            } else {
+                let key = keys.count < maxSeries ? labels : labels.map { _ in "other" }
+                if let found = index[key] {
+                    n = found
+                } else {
+                    n = keys.count
+                    keys.append(key)
+                    values.append(Series(counts: Array(repeating: 0, count: buckets.count)))
+                    index[key] = n
+                }
+            }
+            last = n
             // Buckets are cumulative: every bucket from the first one holding `value` counts it.
             let first = buckets.firstIndex { value <= $0 } ?? buckets.count
-            series[key]!.sum += value
-            series[key]!.count += 1
-            for i in first..<buckets.count { series[key]!.counts[i] += 1 }
+            values[n].sum += value
+            values[n].count += 1
+            for i in first..<buckets.count { values[n].counts[i] += 1 }
         }
     }
 
@@ -120,7 +142,7 @@ public final class Metrics: @unchecked Sendable {
             for name in s.histograms.keys.sorted() {
                 let h = s.histograms[name]!
                 out += "# HELP \(name) \(h.help)\n# TYPE \(name) histogram\n"
-                for (labels, e) in h.series.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                for (labels, e) in h.series.sorted(by: { $0.labels.lexicographicallyPrecedes($1.labels) }) {
                     for (i, b) in h.buckets.enumerated() {
                         out += "\(name)_bucket\(labelText(h.labelNames, labels, extra: ("le", format(b)))) \(e.counts[i])\n"
                     }
