@@ -73,6 +73,8 @@ import Testing
     @Test func clientKeyComesFromAnyOfTheThreeHeaders() {
         #expect(ProxyHandler.clientKey(["authorization": "Bearer sk-a"]) == "sk-a")
         #expect(ProxyHandler.clientKey(["authorization": "bearer   sk-b "]) == "sk-b")
+        #expect(ProxyHandler.clientKey(["authorization": "Bearer  sk-c\t"]) == "sk-c")
+        #expect(ProxyHandler.clientKey(["authorization": "Bearer "]) == nil)
         #expect(ProxyHandler.clientKey(["x-api-key": "sk-c"]) == "sk-c")
         #expect(ProxyHandler.clientKey(["api-key": "sk-d"]) == "sk-d")
         #expect(ProxyHandler.clientKey(["authorization": "Basic xyz"]) == nil)

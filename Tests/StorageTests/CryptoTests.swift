@@ -22,4 +22,20 @@ import Testing
         #expect(b != c)
         #expect(a.hasPrefix("u_018bcfe56800") && a.count == 2 + 28)
     }
+
+    @Test func uniqueNumbersDoNotRepeatAndDoNotShowTheCounter() {
+        var seen = Set<UInt64>()
+        var previous = UniqueNumbers.next()
+        var increasing = 0
+        for _ in 0..<200_000 {
+            let v = UniqueNumbers.next()
+            #expect(seen.insert(v).inserted)
+            if v > previous { increasing += 1 }
+            previous = v
+        }
+        // A scrambled counter rises about half the time, not always.
+        #expect((90_000...110_000).contains(increasing))
+        let id = Identifiers.makeUnique("req")
+        #expect(id.hasPrefix("req_") && id.count == 4 + 24 && id.dropFirst(4).allSatisfy(\.isHexDigit))
+    }
 }

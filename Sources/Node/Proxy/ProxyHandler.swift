@@ -204,6 +204,10 @@ struct ProxyHandler: Sendable {
     /// The virtual key from `Authorization: Bearer`, `x-api-key` or `api-key`.
     static func clientKey(_ h: HTTPHeaders) -> String? {
         if let auth = h["authorization"] {
+            // What every SDK sends, without splitting strings.
+            if auth.hasPrefix("Bearer "), auth.utf8.count > 7, !auth.utf8.dropFirst(7).contains(where: { $0 == 0x20 || $0 == 0x09 }) {
+                return String(auth.utf8.dropFirst(7))!
+            }
             let parts = auth.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].asciiCaseInsensitiveEquals("bearer") {
                 let k = parts[1].trimmingOWS()
@@ -366,5 +370,5 @@ func formatMillis(_ nanos: UInt64) -> String {
 }
 
 extension Identifiers {
-    static func requestID() -> String { "req_" + Crypto.hex(Crypto.randomBytes(12)) }
+    static func requestID() -> String { makeUnique("req") }
 }

@@ -117,19 +117,26 @@ public enum Identifiers {
     /// `prefix_` + 24 hex characters (96 random bits).
     public static func make(_ prefix: String) -> String { prefix + "_" + Crypto.hex(Crypto.randomBytes(12)) }
 
-    /// `prefix_` + 12 hex characters of milliseconds since 1970 + 16 random hex characters (64 bits): ids
-    /// of records written in bulk (usage) sort by time, so each batch lands at the end of the primary-key
-    /// index instead of dirtying pages all over it.
+    /// `prefix_` + 12 hex characters of milliseconds since 1970 + 16 hex characters of a `UniqueNumbers`
+    /// value: ids of records written in bulk (usage) sort by time, so each batch lands at the end of the
+    /// primary-key index instead of dirtying pages all over it.
     public static func makeTimeOrdered(_ prefix: String, millis: Int64) -> String {
-        var bytes = [UInt8](repeating: 0, count: 14)
-        var m = UInt64(max(0, millis))
-        for i in stride(from: 5, through: 0, by: -1) {
-            bytes[i] = UInt8(truncatingIfNeeded: m)
-            m >>= 8
+        prefix + "_" + hex(UInt64(max(0, millis)), digits: 12) + hex(UniqueNumbers.next(), digits: 16)
+    }
+
+    /// `prefix_` + 24 hex characters, unique (not secret): two `UniqueNumbers` values' worth.
+    public static func makeUnique(_ prefix: String) -> String {
+        prefix + "_" + hex(UniqueNumbers.next() >> 32, digits: 8) + hex(UniqueNumbers.next(), digits: 16)
+    }
+
+    private static func hex(_ v: UInt64, digits: Int) -> String {
+        String(unsafeUninitializedCapacity: digits) { out in
+            let table: StaticString = "0123456789abcdef"
+            for i in 0..<digits {
+                out[i] = table.utf8Start[Int((v >> UInt64(4 * (digits - 1 - i))) & 0xF)]
+            }
+            return digits
         }
-        let random = Crypto.randomBytes(8)
-        bytes.replaceSubrange(6..<14, with: random)
-        return prefix + "_" + Crypto.hex(bytes)
     }
 
     public static let virtualKeyPrefix = "sk-llmp-"
