@@ -107,6 +107,28 @@ import TestSupport
         #expect(cluster.request(port: cluster.lbPort).status == 200)
     }
 
+    /// A 10/s burst-10 key hammered through the balancer (requests spread over the three nodes) for 4 s:
+    /// the global bucket admits what one node alone would.
+    @Test func globalLimitHoldsThroughTheBalancer() throws {
+        let cluster = try LoopbackCluster()
+        defer { cluster.stop() }
+        let limited = try cluster.addKey(["--tps", "10", "--burst", "10"])
+        #expect((0..<3).allSatisfy { cluster.limiterMode($0) == "global" })
+        let end = Date().addingTimeInterval(4)
+        var admitted = 0, refused = 0, other = 0
+        while Date() < end {
+            switch cluster.request(port: cluster.lbPort, key: limited.key).status {
+            case 200: admitted += 1
+            case 429: refused += 1
+            default: other += 1
+            }
+        }
+        // Burst 10 plus 10/s for 4 s: at most 50, and never idle long enough to lose many.
+        #expect((40...50).contains(admitted), "admitted \(admitted), refused \(refused)")
+        #expect(refused > 100)
+        #expect(other == 0)
+    }
+
     /// Redis SIGKILLed then restarted, then SIGSTOPped then SIGCONTed, under steady load through the
     /// balancer: no request fails, none waits much past the limiter's 50 ms deadline, a limited key gets
     /// about its rate while Redis is away (each node enforcing its share), and every node returns to global mode.
