@@ -231,7 +231,7 @@ public enum ServeSupport {
 }
 
 func defaultNodeID() -> String {
-    var name = [CChar](repeating: 0, count: 256)
+    var name = [UInt8](repeating: 0, count: 256)
     gethostname(&name, 255)
-    return String(cString: name) + "-" + String(getpid())
+    return String(decoding: name.prefix { $0 != 0 }, as: UTF8.self) + "-" + String(getpid())
 }
