@@ -180,7 +180,8 @@ public struct HTTPRequestParser {
     private func parseHeadLines(_ block: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> HTTPRequestHead {
         guard let firstLF = block.firstIndex(of: lf) else { throw HTTPParseError(.badRequest, "empty request") }
         var head = try parseRequestLine(UnsafeBufferPointer(rebasing: block[0..<(firstLF - 1)]))
-        var fields: [(String, String)] = []
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(16)
         fields.reserveCapacity(16)
         var contentLength: Int?
         var transferCodings: [Substring] = []
@@ -229,7 +230,7 @@ public struct HTTPRequestParser {
             default:
                 break
             }
-            fields.append((name, value))
+            fields.append((name: name, value: value))
         }
         if head.version == .http11 && hostCount != 1 {
             throw HTTPParseError(.badRequest, hostCount == 0 ? "missing Host header" : "more than one Host header")
@@ -259,7 +260,7 @@ public struct HTTPRequestParser {
             head.expectContinue = head.version == .http11 && head.framing != .none
         }
         head.keepAlive = head.version == .http11 ? !connectionClose : (connectionKeepAlive && !connectionClose)
-        head.headers = HTTPHeaders(fields)
+        head.headers = HTTPHeaders(fields: fields)
         return head
     }
 

@@ -163,7 +163,7 @@ public final class HTTPResponseWriter: @unchecked Sendable {
     private func headBytes(status: Int, headers: HTTPHeaders, framing: Framing) -> [UInt8] {
         if connection.draining || connection.server.isDraining { keepAlive = false }
         var out: [UInt8] = []
-        out.reserveCapacity(256)
+        out.reserveCapacity(160 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
         if status == 200 {
             out.append(contentsOf: Self.status200)
         } else {
@@ -175,9 +175,11 @@ public final class HTTPResponseWriter: @unchecked Sendable {
                 continue
             }
             out.append(contentsOf: name.utf8)
-            out.append(contentsOf: [0x3A, 0x20])
+            out.append(0x3A)
+            out.append(0x20)
             out.append(contentsOf: value.utf8)
-            out.append(contentsOf: [0x0D, 0x0A])
+            out.append(0x0D)
+            out.append(0x0A)
         }
         switch framing {
         case .none, .closeDelimited: break

@@ -5,13 +5,21 @@
 ///
 /// `@unchecked Sendable`: all state is behind `state`'s lock; updates are a dictionary write each.
 public final class Metrics: @unchecked Sendable {
-    struct Counter {
-        var help: String
+    /// Classes, not structs: an update looks its metric up and changes it in place, where a struct in a
+    /// dictionary would go through the dictionary's modify accessor (a heap-allocated coroutine frame per
+    /// update, three or four per proxied request).
+    final class Counter {
+        let help: String
         var values: [[String]: Double] = [:]
-        var labelNames: [String]
+        let labelNames: [String]
+
+        init(help: String, labelNames: [String]) {
+            self.help = help
+            self.labelNames = labelNames
+        }
 
         /// In place: the dictionary is never copied (a copy per update grows with the number of series).
-        mutating func add(_ labels: [String], _ value: Double, maxSeries: Int) {
+        func add(_ labels: [String], _ value: Double, maxSeries: Int) {
             if values[labels] == nil && values.count >= maxSeries {
                 values[labels.map { _ in "other" }, default: 0] += value
             } else {
@@ -26,10 +34,10 @@ public final class Metrics: @unchecked Sendable {
         var count: UInt64 = 0
     }
 
-    struct Histogram {
-        var help: String
-        var labelNames: [String]
-        var buckets: [Double]
+    final class Histogram {
+        let help: String
+        let labelNames: [String]
+        let buckets: [Double]
         /// Series in first-seen order, found through `index`; `last` remembers the previous update's
         /// series, so the common case (the same labels again) compares strings instead of hashing them.
         var keys: [[String]] = []
@@ -37,9 +45,15 @@ public final class Metrics: @unchecked Sendable {
         var index: [[String]: Int] = [:]
         var last = -1
 
+        init(help: String, labelNames: [String], buckets: [Double]) {
+            self.help = help
+            self.labelNames = labelNames
+            self.buckets = buckets
+        }
+
         var series: [(labels: [String], series: Series)] { Array(zip(keys, values)) }
 
-        mutating func observe(_ labels: [String], _ value: Double, maxSeries: Int) {
+        func observe(_ labels: [String], _ value: Double, maxSeries: Int) {
             let n: Int
             if last >= 0, keys[last] == labels {
                 n = last

@@ -116,6 +116,7 @@ struct ProxyHandler: Sendable {
             return
         }
         var headers: [(String, String)] = []
+        headers.reserveCapacity(request.headers.count + 3)
         for (name, value) in request.headers where !ProviderRouting.droppedRequestHeaders.contains(name) {
             if name == "x-request-id" { continue }
             headers.append((name, value))
@@ -262,7 +263,7 @@ final class Relay: @unchecked Sendable {
         await withCheckedContinuation { (done: CheckedContinuation<Outcome, Never>) in
             transfer.onHead = { [self] head in
                 status = head.status
-                var h = HTTPHeaders()
+                var h = HTTPHeaders(capacity: head.headers.count + extraHeaders.count + 2)
                 let isSSE = (head.headers["content-type"] ?? "").hasPrefix("text/event-stream")
                 for (name, value) in head.headers where !ProviderRouting.droppedResponseHeaders.contains(name) {
                     if name == "x-request-id" { continue }
@@ -289,7 +290,10 @@ final class Relay: @unchecked Sendable {
                 if sse != nil {
                     for event in sse!.feed(bytes) { forward(event: event) }
                 } else {
-                    if plainBody.count + bytes.count <= Self.maxScannedBody { plainBody.append(contentsOf: bytes) }
+                    if plainBody.count + bytes.count <= Self.maxScannedBody {
+                        if plainBody.isEmpty { plainBody.reserveCapacity(max(bytes.count, 4096)) }
+                        plainBody.append(contentsOf: bytes)
+                    }
                     response.writeNow(Array(bytes))
                 }
                 return true

@@ -97,11 +97,21 @@ public struct TokenUsage: Sendable, Equatable {
                     if JSONValueReader.isKey(k2, "usage") { absorb(usageObject: UnsafeRawBufferPointer(rebasing: v[r2])) }
                 }
             } else if JSONValueReader.isKey(k, "choices") {
-                emptyChoices = v.filter { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }.elementsEqual("[]".utf8)
+                emptyChoices = Self.isEmptyArray(v)
             }
         }
         usageOnly = hasUsage && emptyChoices
         return usageOnly
+    }
+
+    /// `[]` with any JSON whitespace around or inside, read in place.
+    static func isEmptyArray(_ v: UnsafeRawBufferPointer) -> Bool {
+        var next = 0
+        for b in v where b != 0x20 && b != 0x0A && b != 0x0D && b != 0x09 {
+            guard next < 2, b == (next == 0 ? 0x5B : 0x5D) else { return false }  // "[" then "]"
+            next += 1
+        }
+        return next == 2
     }
 }
 

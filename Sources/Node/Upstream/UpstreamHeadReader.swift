@@ -4,7 +4,7 @@
 /// (curl has already refused malformed responses).
 public struct UpstreamHeadReader {
     public private(set) var status = 0
-    public private(set) var headers = HTTPHeaders()
+    public private(set) var headers = HTTPHeaders(capacity: 16)
 
     public init() {}
 
@@ -26,7 +26,7 @@ public struct UpstreamHeadReader {
                 i += 1
             }
             status = digits == 3 ? code : 0
-            headers = HTTPHeaders()
+            headers = HTTPHeaders(capacity: 16)
             return false
         }
         guard let colon = UnsafeBufferPointer(rebasing: line[0..<end]).firstIndex(of: 0x3A), colon > 0 else { return false }

@@ -60,7 +60,8 @@ final class UpstreamTransfer {
         self.body = body
         easy = multi.makeEasyHandle()
         let me = Unmanaged.passUnretained(self).toOpaque()
-        llmp_easy_setopt_string(easy, CURLOPT_URL, url)
+        // `withCString` and byte buffers: passing a String straight to a C pointer copies it into a new array.
+        url.withCString { _ = llmp_easy_setopt_string(easy, CURLOPT_URL, $0) }
         llmp_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         llmp_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         llmp_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, timeouts.connect)
@@ -71,7 +72,17 @@ final class UpstreamTransfer {
         llmp_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
         llmp_easy_setopt_pointer(easy, CURLOPT_PRIVATE, me)
         var list: UnsafeMutablePointer<curl_slist>?
-        for (name, value) in headers { list = curl_slist_append(list, "\(name): \(value)") }
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
+        for (name, value) in headers {
+            line.removeAll(keepingCapacity: true)
+            line.append(contentsOf: name.utf8)
+            line.append(0x3A)
+            line.append(0x20)
+            line.append(contentsOf: value.utf8)
+            line.append(0)
+            line.withUnsafeBytes { list = curl_slist_append(list, $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }  // copied by curl
+        }
         list = curl_slist_append(list, "Expect:")  // no 100-continue round trip for large bodies
         headerList = list
         llmp_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list)

@@ -57,7 +57,7 @@ final class SQLiteSession: SQLSession {
             case .null: sqlite3_bind_null(stmt, idx)
             case .int(let v): sqlite3_bind_int64(stmt, idx, v)
             case .double(let d): sqlite3_bind_double(stmt, idx, d)
-            case .text(let s): sqlite3_bind_text(stmt, idx, s, -1, llmp_sqlite_transient())
+            case .text(let s): s.withCString { _ = sqlite3_bind_text(stmt, idx, $0, -1, llmp_sqlite_transient()) }
             case .blob(let b):
                 b.withUnsafeBytes { p in _ = sqlite3_bind_blob(stmt, idx, p.baseAddress, Int32(p.count), llmp_sqlite_transient()) }
             }
