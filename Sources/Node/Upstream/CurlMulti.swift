@@ -146,8 +146,10 @@ final class CurlMulti {
             }
             w.interest = interest
         } catch {
-            watchers[socket] = nil
-            w.registered = false
+            // A registration gone stale (closes are reported, so this should not happen): start over once.
+            if w.registered { loop.unregister(socket) }
+            w.registered = (try? loop.register(socket, interest: interest, handler: w)) != nil
+            if w.registered { w.interest = interest } else { watchers[socket] = nil }
         }
     }
 
