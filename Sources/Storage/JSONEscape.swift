@@ -1,5 +1,7 @@
 /// Escapes `s` for use inside a JSON string literal (quotes, backslashes, control characters).
 public func jsonEscape(_ s: String) -> String {
+    // Most values (ids, paths, models) need nothing: return them as they are, without a copy.
+    if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return s }
     var out = ""
     out.reserveCapacity(s.utf8.count)
     for ch in s.unicodeScalars {

@@ -27,6 +27,7 @@ public enum Signals {
             var set = terminationSet()
             var sig: Int32 = 0
             while sigwait(&set, &sig) != 0 {}
+            Logger.flushAll()
             exit(128 + sig)
         }
     }

@@ -5,4 +5,6 @@ import Node
 // only waits: it never runs dispatch_main, which would unblock the termination signals again.
 Signals.takeOverAtStartup()
 let arguments = Array(CommandLine.arguments.dropFirst())
-exit(runBlocking { await RootCommand.main(arguments: arguments) })
+let status = runBlocking { await RootCommand.main(arguments: arguments) }
+Logger.flushAll()
+exit(status)

@@ -40,15 +40,19 @@ public enum LogValue: Sendable, ExpressibleByStringLiteral, ExpressibleByInteger
     }
 }
 
-/// One JSON object per line on standard output (or another descriptor).
+/// One JSON object per line on standard output (or another descriptor), written by the descriptor's
+/// `LogSink` thread: logging never blocks the caller (an event loop) on the output's reader.
 public final class Logger: Sendable {
     private let minimum: Atomic<Int>
-    private let fd: Int32
+    private let sink: LogSink
 
     public init(level: LogLevel = .info, fd: Int32 = 1) {
         minimum = Atomic(level.rawValue)
-        self.fd = fd
+        sink = LogSink.shared(fd: fd)
     }
+
+    /// Writes out every line logged so far (call before the process exits).
+    public static func flushAll() { LogSink.flushAll() }
 
     public var level: LogLevel {
         get { LogLevel(rawValue: minimum.load(ordering: .relaxed))! }
@@ -62,17 +66,7 @@ public final class Logger: Sendable {
         var line = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(level.name)\",\"msg\":\"\(jsonEscape(message))\""
         for (k, v) in fields { line += ",\"\(jsonEscape(k))\":\(v.json)" }
         line += "}\n"
-        var bytes = Array(line.utf8)
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n <= 0 {
-                if n < 0 && errno == EINTR { continue }
-                return
-            }
-            off += n
-        }
-        _ = bytes.popLast()
+        sink.append(line)
     }
 
     public func debug(_ m: String, _ f: [(String, LogValue)] = []) { log(.debug, m, f) }
@@ -80,18 +74,34 @@ public final class Logger: Sendable {
     public func warning(_ m: String, _ f: [(String, LogValue)] = []) { log(.warning, m, f) }
     public func error(_ m: String, _ f: [(String, LogValue)] = []) { log(.error, m, f) }
 
-    /// RFC 3339 UTC with milliseconds.
+    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-29T06:01:47.123Z`.
     static func timestamp() -> String {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         var t = ts.tv_sec
         var tmv = tm()
         gmtime_r(&t, &tmv)
-        func pad(_ v: Int, _ w: Int) -> String {
-            let s = String(v)
-            return s.count >= w ? s : String(repeating: "0", count: w - s.count) + s
+        return String(unsafeUninitializedCapacity: 24) { out in
+            var i = 0
+            func put(_ v: Int, _ width: Int) {
+                var d = 1
+                for _ in 1..<width { d *= 10 }
+                var v = v
+                while d > 0 {
+                    out[i] = UInt8(0x30 + (v / d) % 10)
+                    i += 1
+                    v %= d
+                    d /= 10
+                }
+            }
+            func sep(_ c: UInt8) {
+                out[i] = c
+                i += 1
+            }
+            put(Int(tmv.tm_year) + 1900, 4); sep(0x2D); put(Int(tmv.tm_mon) + 1, 2); sep(0x2D); put(Int(tmv.tm_mday), 2)
+            sep(0x54); put(Int(tmv.tm_hour), 2); sep(0x3A); put(Int(tmv.tm_min), 2); sep(0x3A); put(Int(tmv.tm_sec), 2)
+            sep(0x2E); put(ts.tv_nsec / 1_000_000, 3); sep(0x5A)
+            return i
         }
-        return "\(pad(Int(tmv.tm_year) + 1900, 4))-\(pad(Int(tmv.tm_mon) + 1, 2))-\(pad(Int(tmv.tm_mday), 2))T"
-            + "\(pad(Int(tmv.tm_hour), 2)):\(pad(Int(tmv.tm_min), 2)):\(pad(Int(tmv.tm_sec), 2)).\(pad(ts.tv_nsec / 1_000_000, 3))Z"
     }
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One llm-proxy node (one event loop, pinned to CPU 1) in front of the nginx mock (CPU 0), loaded by wrk
+# (CPU 0) for DUR seconds at C connections — the set-up of bench/proxy.sh, for one target — and, while the
+# load runs, optionally one of:
+#   PERF=1    perf record -g of the node            -> $OUT/perf.data  (perf report -i …)
+#   STRACE=1  strace -c of the node's system calls  -> $OUT/strace.txt
+#   MALLOC=1  every malloc of the node for 2 s      -> $OUT/malloc.data (needs: perf probe -x <libc> malloc)
+# Prints wrk's RESULT line and the node's CPU µs per request. EXTRA adds serve flags (EXTRA="--log-level info"
+# measures the access log). For comparing builds back to back; bench/proxy.sh makes the recorded figures.
+#   C=16 DUR=8 PERF=1 bash bench/profile.sh
+cd "$(dirname "$0")/.." || exit 1
+source bench/lib.sh
+C=${C:-16}; DUR=${DUR:-8}; OUT=${OUT:-/tmp}
+swift build -c release --product llm-proxy >/dev/null 2>&1 || { echo "build failed"; exit 1; }
+BIN=$(swift build -c release --show-bin-path)/llm-proxy
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"In one sentence, why should an API gateway add as little latency as possible to each request it forwards to the model?"}],"max_tokens":64,"temperature":0.2,"user":"bench-user-1"}' >"$BENCH_TMP/req.json"
+python3 - "$BENCH_TMP/body.json" <<'PY'
+import re, sys
+src = open("Tests/MockProvider/MockProvider.swift").read()
+open(sys.argv[1], "w").write(re.search(r'#"(\{"id":"chatcmpl-mock0001".*?)"#', src).group(1))
+PY
+MOCK=$(free_port); OURS=$(free_port)
+start_nginx_static mock "$MOCK" /v1/chat/completions "$BENCH_TMP/body.json" 0
+mkdir -p "$BENCH_TMP/store"
+export LLM_PROXY_DATABASE_URL="sqlite:$BENCH_TMP/store/llm-proxy.db"
+CONN=$("$BIN" connection add --name mock --provider openai --endpoint "http://127.0.0.1:$MOCK/v1" --api-key sk-upstream --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+KEY=$("$BIN" vkey add --name bench --conn-id "$CONN" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+# shellcheck disable=SC2086
+start_bg ours 1 "$BIN" serve --listen "127.0.0.1:$OURS" --event-loops 1 --log-level warning ${EXTRA:-}
+wait_port "$MOCK" 10 && wait_port "$OURS" 10 || { echo "a server did not start"; exit 1; }
+write_wrk_script "$BENCH_TMP/key.lua" "$BENCH_TMP/req.json" "$KEY"
+pid=$(cat "$BENCH_TMP/ours.pid")
+url="http://127.0.0.1:$OURS/v1/chat/completions"
+taskset -c 0 wrk -t1 -c"$C" -d2s -s "$BENCH_TMP/key.lua" "$url" >/dev/null 2>&1  # warm-up
+watcher=""
+if [ -n "${PERF:-}" ]; then perf record -F 2000 -g -p "$pid" -o "$OUT/perf.data" -- sleep "$DUR" >/dev/null 2>&1 & watcher=$!
+elif [ -n "${STRACE:-}" ]; then timeout -s INT "$DUR" strace -c -f -p "$pid" -o "$OUT/strace.txt" & watcher=$!
+elif [ -n "${MALLOC:-}" ]; then perf record -e probe_libc:malloc -g -p "$pid" -o "$OUT/malloc.data" -- sleep 2 >/dev/null 2>&1 & watcher=$!
+fi
+t0=$(ticks_of "$pid")
+out=$(taskset -c 0 wrk -t1 -c"$C" -d"${DUR}s" -s "$BENCH_TMP/key.lua" "$url" | grep '^RESULT')
+t1=$(ticks_of "$pid")
+[ -n "$watcher" ] && wait "$watcher"
+requests=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
+echo "$out"
+echo "node CPU µs/request: $(awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v n="$requests" 'BEGIN{ if (n>0) printf "%.1f", (b-a)/hz*1e6/n; else print "nan"}')"
