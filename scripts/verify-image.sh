@@ -34,8 +34,13 @@ trap cleanup EXIT
 
 if ! "${b[@]}" inspect --type image "$base" >/dev/null 2>&1; then
   echo "verify-image: making the Debian 12 base with debootstrap (once per machine)" >&2
-  debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 \
-    || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+  # Twice at most: a mirror hiccup should not fail the test run.
+  for attempt in 1 2; do
+    rm -rf "$work/rootfs"
+    debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 && break
+    [ "$attempt" = 2 ] && { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+    sleep 5
+  done
   # As debian:bookworm-slim ships: no downloaded packages or package lists left in the image.
   rm -rf "$work/rootfs"/var/cache/apt/archives/*.deb "$work/rootfs"/var/lib/apt/lists/*
   tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
@@ -52,9 +57,12 @@ ctr=$("${b[@]}" from scratch)
 "${b[@]}" copy "$ctr" "$work/llm-proxy" /usr/local/bin/llm-proxy >/dev/null
 "${b[@]}" commit --rm -q "$ctr" "$binary" >/dev/null
 
-"${b[@]}" bud --isolation chroot --format docker --layers=false \
-  --build-arg RUNTIME_IMAGE="$base" --build-arg BINARY_IMAGE="$binary" -t "$image" . >"$work/bud.log" 2>&1 \
-  || { tail -30 "$work/bud.log" >&2; echo "verify-image: the runtime stage did not build" >&2; exit 1; }
+for attempt in 1 2; do  # its RUN fetches packages from the mirror: retry once
+  "${b[@]}" bud --isolation chroot --format docker --layers=false \
+    --build-arg RUNTIME_IMAGE="$base" --build-arg BINARY_IMAGE="$binary" -t "$image" . >"$work/bud.log" 2>&1 && break
+  [ "$attempt" = 2 ] && { tail -30 "$work/bud.log" >&2; echo "verify-image: the runtime stage did not build" >&2; exit 1; }
+  sleep 5
+done
 grep -q "STEP.*FROM ${binary%:latest}" "$work/bud.log" || { echo "verify-image: BINARY_IMAGE was not used" >&2; exit 1; }
 if grep -q "swift build" "$work/bud.log"; then echo "verify-image: the build stage ran although BINARY_IMAGE replaced it" >&2; exit 1; fi
 
