@@ -109,3 +109,17 @@ run_wrk() {
 
 # median of numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) {print "nan"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2} }'; }
+
+# The mock provider's fixed 570-byte chat completion (from Tests/MockProvider), for the nginx mock to serve.
+write_mock_body() { # file
+  python3 - "$1" <<'PY'
+import re, sys
+src = open("Tests/MockProvider/MockProvider.swift").read()
+open(sys.argv[1], "w").write(re.search(r'#"(\{"id":"chatcmpl-mock0001".*?)"#', src).group(1))
+PY
+}
+
+# The chat completion request the proxy benchmarks send.
+write_chat_request() { # file
+  printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"In one sentence, why should an API gateway add as little latency as possible to each request it forwards to the model?"}],"max_tokens":64,"temperature":0.2,"user":"bench-user-1"}' >"$1"
+}

@@ -12,11 +12,7 @@ CONNS=${CONNS:-"16"}
 swift build -c release --product llm-proxy >/dev/null 2>&1 || { echo "build failed"; exit 1; }
 BIN=$(swift build -c release --show-bin-path)/llm-proxy
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}],"max_tokens":64}' >"$BENCH_TMP/req.json"
-python3 - "$BENCH_TMP/body.json" <<'PY'
-import re, sys
-src = open("Tests/MockProvider/MockProvider.swift").read()
-open(sys.argv[1], "w").write(re.search(r'#"(\{"id":"chatcmpl-mock0001".*?)"#', src).group(1))
-PY
+write_mock_body "$BENCH_TMP/body.json"
 MOCK=$(free_port); REDIS=$(free_port); P_NONE=$(free_port); P_LOCAL=$(free_port); P_GLOBAL=$(free_port)
 start_nginx_static mock "$MOCK" /v1/chat/completions "$BENCH_TMP/body.json" 0
 start_bg redis 0 redis-server --port "$REDIS" --bind 127.0.0.1 --save '' --appendonly no

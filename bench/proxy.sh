@@ -18,12 +18,8 @@ log "building llm-proxy (release)"
 swift build -c release --product llm-proxy >/dev/null 2>&1 || { echo "build failed"; exit 1; }
 BIN=$(swift build -c release --show-bin-path)/llm-proxy
 
-printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"In one sentence, why should an API gateway add as little latency as possible to each request it forwards to the model?"}],"max_tokens":64,"temperature":0.2,"user":"bench-user-1"}' >"$BENCH_TMP/req.json"
-python3 - "$BENCH_TMP/body.json" <<'PY'
-import re, sys
-src = open("Tests/MockProvider/MockProvider.swift").read()
-open(sys.argv[1], "w").write(re.search(r'#"(\{"id":"chatcmpl-mock0001".*?)"#', src).group(1))
-PY
+write_chat_request "$BENCH_TMP/req.json"
+write_mock_body "$BENCH_TMP/body.json"
 
 MOCK=$(free_port); NGX=$(free_port); OURS=$(free_port); LIT=$(free_port)
 start_nginx_static mock "$MOCK" /v1/chat/completions "$BENCH_TMP/body.json" 0
