@@ -1,0 +1,151 @@
+/// Moves one upstream response to the client: head, then body pieces as they arrive, pausing the
+/// upstream while the client is behind, and reading usage on the way. Loop thread only.
+final class Relay: @unchecked Sendable {
+    enum Outcome: Equatable {
+        case completed
+        case upstreamFailedBeforeHead
+        case upstreamFailedMidBody
+        case cancelledBeforeHead
+        case cancelledMidBody
+    }
+
+    let response: HTTPResponseWriter
+    let transfer: UpstreamTransfer
+    let hideUsageChunk: Bool
+    let requestID: String
+    let anthropic: Bool
+    let started: UInt64
+    let extraHeaders: [(String, String)]
+    var tokens = TokenUsage()
+    var bodyBytes = 0
+    var status = 0
+    private var sse: SSESplitter?
+    private var plainBody: [UInt8] = []
+    static let maxScannedBody = 4 << 20
+    static let openStreams = LockedBox(0)
+    private var countedAsStream = false
+
+    init(response: HTTPResponseWriter, transfer: UpstreamTransfer, hideUsageChunk: Bool, requestID: String, anthropic: Bool, started: UInt64,
+         extraHeaders: [(String, String)] = []) {
+        self.extraHeaders = extraHeaders
+        self.response = response
+        self.transfer = transfer
+        self.hideUsageChunk = hideUsageChunk
+        self.requestID = requestID
+        self.anthropic = anthropic
+        self.started = started
+    }
+
+    func run() async -> Outcome {
+        await withCheckedContinuation { (done: CheckedContinuation<Outcome, Never>) in
+            transfer.onHead = { [self] head in
+                status = head.status
+                var h = HTTPHeaders(capacity: head.headers.count + extraHeaders.count + 2)
+                let isSSE = (head.headers["content-type"] ?? "").hasPrefix("text/event-stream")
+                for (name, value) in head.headers where !ProviderRouting.droppedResponseHeaders.contains(name) {
+                    if name == "x-request-id" { continue }
+                    // The body keeps its length unless usage chunks are taken out of a stream.
+                    if name == "content-length" && (isSSE && hideUsageChunk) { continue }
+                    h.add(name, value)
+                }
+                h.add("x-request-id", requestID)
+                for (name, value) in extraHeaders { h.add(name, value) }
+                h.add("x-llm-proxy-overhead-ms", formatMillis(monotonicNanos() - started))
+                if isSSE {
+                    sse = SSESplitter()
+                    countedAsStream = true
+                    Self.openStreams.withLock { $0 += 1 }
+                }
+                response.writeHead(status: head.status, headers: h)
+            }
+            transfer.onData = { [self] bytes in
+                if response.isBackedUp {
+                    response.whenDrained { [transfer] in transfer.resume() }
+                    return false
+                }
+                bodyBytes += bytes.count
+                if sse != nil {
+                    for event in sse!.feed(bytes) { forward(event: event) }
+                } else {
+                    if plainBody.count + bytes.count <= Self.maxScannedBody {
+                        if plainBody.isEmpty { plainBody.reserveCapacity(max(bytes.count, 4096)) }
+                        plainBody.append(contentsOf: bytes)
+                    }
+                    response.writeNow(Array(bytes))
+                }
+                return true
+            }
+            transfer.onEnd = { [self] result in
+                if countedAsStream {
+                    countedAsStream = false
+                    Self.openStreams.withLock { $0 -= 1 }
+                }
+                switch result {
+                case .success:
+                    if sse != nil {
+                        let rest = sse!.flush()
+                        if !rest.isEmpty { response.writeNow(rest) }
+                    } else if !plainBody.isEmpty {
+                        plainBody.withUnsafeBytes { _ = tokens.absorb(jsonObject: $0) }
+                    }
+                    response.end()
+                    done.resume(returning: .completed)
+                case .failure(.cancelled):
+                    done.resume(returning: transfer.headWasDelivered ? .cancelledMidBody : .cancelledBeforeHead)
+                case .failure(let e):
+                    if transfer.headWasDelivered {
+                        response.abort()
+                        done.resume(returning: .upstreamFailedMidBody)
+                    } else {
+                        let isTimeout: Bool = if case .timeout = e { true } else { false }
+                        status = isTimeout ? 504 : 502
+                        let err = ProxyError(status: status, type: "server_error", code: isTimeout ? "upstream_timeout" : "upstream_unreachable",
+                                             message: e.message)
+                        response.respond(status: status, headers: ["content-type": "application/json", "x-request-id": requestID],
+                                         body: err.body(anthropic: anthropic))
+                        done.resume(returning: .upstreamFailedBeforeHead)
+                    }
+                }
+            }
+            response.onClientDisconnect { [transfer] in transfer.cancel() }
+            transfer.start()
+        }
+    }
+
+    private func forward(event: [UInt8]) {
+        var usageOnly = false
+        for payload in SSESplitter.dataPayloads(event) where payload.first == UInt8(ascii: "{") {
+            payload.withUnsafeBytes { usageOnly = tokens.absorb(jsonObject: $0) || usageOnly }
+        }
+        if hideUsageChunk {
+            if usageOnly { return }
+            // Asking for usage makes OpenAI add `"usage":null` to every chunk: take it out again.
+            response.writeNow(Self.removing(Self.nullUsage, from: event))
+            return
+        }
+        response.writeNow(event)
+    }
+
+    static let nullUsage = Array(#","usage":null"#.utf8)
+
+    static func removing(_ needle: [UInt8], from bytes: [UInt8]) -> [UInt8] {
+        guard bytes.count >= needle.count else { return bytes }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == needle[0], i + needle.count <= bytes.count, bytes[i..<(i + needle.count)].elementsEqual(needle) {
+                i += needle.count
+                continue
+            }
+            out.append(bytes[i])
+            i += 1
+        }
+        return out
+    }
+}
+
+func formatMillis(_ nanos: UInt64) -> String {
+    let tenths = nanos / 100_000
+    return "\(tenths / 10).\(tenths % 10)"
+}
