@@ -174,7 +174,6 @@ struct ProxyHandler: Sendable {
         }
     }
 
-    /// Known API routes keep their path as the label; anything else is `other` (bounded cardinality).
     /// The metrics label for a path: the known API routes by name, anything else as `other` (bounded labels).
     static func route(_ path: Substring) -> String {
         switch path {
