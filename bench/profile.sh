@@ -5,6 +5,7 @@
 #   PERF=1    perf record -g of the node            -> $OUT/perf.data  (perf report -i …)
 #   STRACE=1  strace -c of the node's system calls  -> $OUT/strace.txt
 #   MALLOC=1  every malloc of the node for 2 s      -> $OUT/malloc.data (needs: perf probe -x <libc> malloc)
+# SPLIT=1 leaves only the event loop on CPU 1 (the store, log and other threads go to CPU 0).
 # Prints wrk's RESULT line and the node's CPU µs per request. EXTRA adds serve flags (EXTRA="--log-level info"
 # measures the access log). For comparing builds back to back; bench/proxy.sh makes the recorded figures.
 #   C=16 DUR=8 PERF=1 bash bench/profile.sh
@@ -28,6 +29,13 @@ write_wrk_script "$BENCH_TMP/key.lua" "$BENCH_TMP/req.json" "$KEY"
 pid=$(cat "$BENCH_TMP/ours.pid")
 url="http://127.0.0.1:$OURS/v1/chat/completions"
 taskset -c 0 wrk -t1 -c"$C" -d2s -s "$BENCH_TMP/key.lua" "$url" >/dev/null 2>&1  # warm-up
+# SPLIT=1: every thread but the event loop moves to CPU 0 (with wrk and the mock), to see what sharing
+# the loop's core with the store and log threads costs.
+if [ -n "${SPLIT:-}" ]; then
+  for tid in $(ls "/proc/$pid/task"); do
+    [ "$(cat "/proc/$pid/task/$tid/comm")" = llmp-loop-0 ] || taskset -pc 0 "$tid" >/dev/null
+  done
+fi
 watcher=""
 if [ -n "${PERF:-}" ]; then perf record -F 2000 -g -p "$pid" -o "$OUT/perf.data" -- sleep "$DUR" >/dev/null 2>&1 & watcher=$!
 elif [ -n "${STRACE:-}" ]; then timeout -s INT "$DUR" strace -c -f -p "$pid" -o "$OUT/strace.txt" & watcher=$!
