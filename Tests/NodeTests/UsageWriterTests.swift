@@ -7,6 +7,8 @@ import TestSupport
 final class FlakyUsageStore: Store, @unchecked Sendable {
     let inner: any Store
     let down = LockedBox(false)
+    /// Set to n: the n-th insert from now fails (and sets `down`).
+    let failingInsert = LockedBox<Int?>(nil)
     init(_ inner: any Store) { self.inner = inner }
     var backend: String { "flaky" }
     func migrate() async throws { try await inner.migrate() }
@@ -24,6 +26,12 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     func updateVirtualKey(_ k: VirtualKeyRecord, actor: AuditActor) async throws { try await inner.updateVirtualKey(k, actor: actor) }
     func deleteVirtualKey(id: String, actor: AuditActor) async throws { try await inner.deleteVirtualKey(id: id, actor: actor) }
     func insertUsage(_ records: [UsageRecord]) async throws {
+        let failNow = failingInsert.withLock { n -> Bool in
+            guard let left = n else { return false }
+            n = left - 1
+            return left == 1
+        }
+        if failNow { down.withLock { $0 = true } }
         if down.withLock({ $0 }) { throw StoreError(.unavailable, "store is down (test)") }
         try await inner.insertUsage(records)
     }
@@ -69,6 +77,34 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
         store.down.withLock { $0 = false }
         await writer.shutdown(deadlineNanos: 5_000_000_000)
         #expect(try await store.usageTotals(UsageQuery()).first?.requests == 10)
+        await store.close()
+    }
+
+    /// The store fails in the middle of a flush: what was written stays written, the rest goes back ahead
+    /// of records that arrived meanwhile, and everything is written exactly once when the store returns.
+    @Test func aFailureMidFlushKeepsOrderAndLosesNothing() async throws {
+        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
+        try await store.migrate()
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10)
+        for i in 0..<35 { writer.record(record(i)) }
+        store.failingInsert.withLock { $0 = 3 }  // batches 0-9 and 10-19 go in, 20-29 fails
+        #expect(await writer.flushOnce() == false)
+        #expect(writer.depth == 15)
+        #expect(try await store.usageTotals(UsageQuery()).first?.requests == 20)
+        for i in 35..<40 { writer.record(record(i)) }
+        #expect(writer.depth == 20)
+        // Back for one batch only: it must be the oldest unwritten records (20-29), not the newest.
+        store.down.withLock { $0 = false }
+        store.failingInsert.withLock { $0 = 2 }
+        #expect(await writer.flushOnce() == false)
+        let partial = Set(try await store.usageRecords(UsageQuery(), limit: 100).map(\.id))
+        #expect(partial == Set((0..<30).map { "u\($0)" }))
+        store.down.withLock { $0 = false }
+        #expect(await writer.flushOnce())
+        #expect(writer.depth == 0)
+        let rows = try await store.usageRecords(UsageQuery(), limit: 100)
+        #expect(rows.count == 40)
+        #expect(Set(rows.map(\.id)) == Set((0..<40).map { "u\($0)" }))
         await store.close()
     }
 }

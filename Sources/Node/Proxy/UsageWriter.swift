@@ -9,6 +9,8 @@ import Storage
 final class UsageWriter: @unchecked Sendable {
     struct State {
         var queue: [UsageRecord] = []
+        /// Taken by the flusher and not written yet (still counted against the capacity).
+        var inFlight = 0
         var dropped = 0
         var written = 0
         var failures = 0
@@ -44,41 +46,55 @@ final class UsageWriter: @unchecked Sendable {
 
     func record(_ r: UsageRecord) {
         state.withLock { s in
-            if s.queue.count >= capacity { s.dropped += 1 } else { s.queue.append(r) }
+            if s.queue.count + s.inFlight >= capacity { s.dropped += 1 } else { s.queue.append(r) }
         }
     }
 
-    var depth: Int { state.withLock { $0.queue.count } }
+    var depth: Int { state.withLock { $0.queue.count + $0.inFlight } }
     var dropped: Int { state.withLock { $0.dropped } }
     var written: Int { state.withLock { $0.written } }
     var failedBatches: Int { state.withLock { $0.failedBatches } }
 
-    /// Writes everything queued, batch by batch; false if a batch failed (it stays queued).
+    /// Writes everything queued, batch by batch; false if a batch failed (it and the rest go back to the
+    /// head of the queue, ahead of newer records). The queue is taken whole in O(1), so the event loops
+    /// that add records never wait on the lock while batches are cut.
     @discardableResult
     func flushOnce() async -> Bool {
         while true {
-            let batch = state.withLock { Array($0.queue.prefix(batchSize)) }
-            if batch.isEmpty { return true }
-            let t0 = monotonicNanos()
-            defer { metrics?.observe("llmp_store_duration_seconds", ["usage_write"], Double(monotonicNanos() - t0) / 1e9) }
-            do {
-                try await store.insertUsage(batch)
-                state.withLock { s in
-                    s.queue.removeFirst(min(batch.count, s.queue.count))
-                    s.written += batch.count
-                    s.failures = 0
+            var taken: [UsageRecord] = []
+            state.withLock { s in
+                swap(&taken, &s.queue)
+                s.inFlight = taken.count
+            }
+            if taken.isEmpty { return true }
+            var i = 0
+            while i < taken.count {
+                let batch = Array(taken[i..<min(i + batchSize, taken.count)])
+                let t0 = monotonicNanos()
+                do {
+                    try await store.insertUsage(batch)
+                    metrics?.observe("llmp_store_duration_seconds", ["usage_write"], Double(monotonicNanos() - t0) / 1e9)
+                    i += batch.count
+                    state.withLock { s in
+                        s.inFlight -= batch.count
+                        s.written += batch.count
+                        s.failures = 0
+                    }
+                } catch {
+                    metrics?.observe("llmp_store_duration_seconds", ["usage_write"], Double(monotonicNanos() - t0) / 1e9)
+                    let first = state.withLock { s -> Bool in
+                        s.queue.insert(contentsOf: taken[i...], at: 0)
+                        s.inFlight = 0
+                        s.failures += 1
+                        s.failedBatches += 1
+                        s.lastError = "\(error)"
+                        return s.failures == 1
+                    }
+                    if first {
+                        log.warning("usage records not written yet; will retry", [("queued", .int(depth)), ("error", .string("\(error)"))])
+                    }
+                    return false
                 }
-            } catch {
-                let first = state.withLock { s -> Bool in
-                    s.failures += 1
-                    s.failedBatches += 1
-                    s.lastError = "\(error)"
-                    return s.failures == 1
-                }
-                if first {
-                    log.warning("usage records not written yet; will retry", [("queued", .int(depth)), ("error", .string("\(error)"))])
-                }
-                return false
             }
         }
     }
