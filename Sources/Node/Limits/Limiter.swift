@@ -116,7 +116,6 @@ final class Limiter: @unchecked Sendable {
 final class NodeHeartbeat: @unchecked Sendable {
     let connection: RedisConnection
     let nodeID: String
-    let local: LocalLimiter
     let limiter: Limiter
     let log: Logger
     private var task: Task<Void, Never>?
@@ -127,7 +126,6 @@ final class NodeHeartbeat: @unchecked Sendable {
     init(connection: RedisConnection, nodeID: String, limiter: Limiter, log: Logger) {
         self.connection = connection
         self.nodeID = nodeID
-        self.local = limiter.local
         self.limiter = limiter
         self.log = log
     }
@@ -149,7 +147,7 @@ final class NodeHeartbeat: @unchecked Sendable {
                         v = n
                         return p
                     }
-                    local.share.withLock { $0 = 1 / Double(n) }
+                    limiter.local.share.withLock { $0 = 1 / Double(n) }
                     if previous != n { log.info("live nodes", [("count", .int(n))]) }
                     limiter.noteRedis(answering: true, reason: nil)
                 } catch {

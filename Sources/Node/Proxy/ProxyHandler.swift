@@ -174,22 +174,14 @@ struct ProxyHandler: Sendable {
         }
     }
 
-    /// The metrics label for a path: the known API routes by name, anything else as `other` (bounded labels).
+    /// The API routes that keep their path as the metrics label; anything else is `other` (bounded labels).
+    static let knownRoutes = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/messages",
+                              "/v1/responses", "/v1/moderations", "/v1/images/generations", "/v1/audio/transcriptions",
+                              "/v1/audio/speech", "/v1/messages/count_tokens"]
+
+    /// The metrics label for a path, without building anything per call.
     static func route(_ path: Substring) -> String {
-        switch path {
-        case "/v1/chat/completions": "/v1/chat/completions"
-        case "/v1/completions": "/v1/completions"
-        case "/v1/embeddings": "/v1/embeddings"
-        case "/v1/models": "/v1/models"
-        case "/v1/messages": "/v1/messages"
-        case "/v1/responses": "/v1/responses"
-        case "/v1/moderations": "/v1/moderations"
-        case "/v1/images/generations": "/v1/images/generations"
-        case "/v1/audio/transcriptions": "/v1/audio/transcriptions"
-        case "/v1/audio/speech": "/v1/audio/speech"
-        case "/v1/messages/count_tokens": "/v1/messages/count_tokens"
-        default: "other"
-        }
+        knownRoutes.first { path == $0 } ?? "other"
     }
 
     static func denialKind(_ d: AdmissionDecision.Denial?) -> String {

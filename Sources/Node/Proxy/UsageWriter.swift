@@ -71,9 +71,9 @@ final class UsageWriter: @unchecked Sendable {
             while i < taken.count {
                 let batch = Array(taken[i..<min(i + batchSize, taken.count)])
                 let t0 = monotonicNanos()
+                defer { metrics?.observe("llmp_store_duration_seconds", ["usage_write"], Double(monotonicNanos() - t0) / 1e9) }
                 do {
                     try await store.insertUsage(batch)
-                    metrics?.observe("llmp_store_duration_seconds", ["usage_write"], Double(monotonicNanos() - t0) / 1e9)
                     i += batch.count
                     state.withLock { s in
                         s.inFlight -= batch.count
@@ -81,7 +81,6 @@ final class UsageWriter: @unchecked Sendable {
                         s.failures = 0
                     }
                 } catch {
-                    metrics?.observe("llmp_store_duration_seconds", ["usage_write"], Double(monotonicNanos() - t0) / 1e9)
                     let first = state.withLock { s -> Bool in
                         s.queue.insert(contentsOf: taken[i...], at: 0)
                         s.inFlight = 0
