@@ -128,8 +128,7 @@ struct ProxyHandler: Sendable {
         }
 
         let loop = response.loop
-        let multi = upstreams.multi(for: loop)
-        let transfer = UpstreamTransfer(multi: multi, method: request.method, url: url, headers: headers, body: body, timeouts: upstreams.timeouts)
+        let transfer = upstreams.call(on: loop, method: request.method, url: url, headers: headers, body: body)
         let relay = Relay(response: response, transfer: transfer, hideUsageChunk: hideUsageChunk, requestID: requestID,
                           anthropic: anthropicShape, started: started, extraHeaders: rateHeaders)
         let upstreamStart = monotonicNanos()

@@ -10,7 +10,7 @@ final class Relay: @unchecked Sendable {
     }
 
     let response: HTTPResponseWriter
-    let transfer: UpstreamTransfer
+    let transfer: any UpstreamCall
     let hideUsageChunk: Bool
     let requestID: String
     let anthropic: Bool
@@ -25,7 +25,7 @@ final class Relay: @unchecked Sendable {
     static let openStreams = LockedBox(0)
     private var countedAsStream = false
 
-    init(response: HTTPResponseWriter, transfer: UpstreamTransfer, hideUsageChunk: Bool, requestID: String, anthropic: Bool, started: UInt64,
+    init(response: HTTPResponseWriter, transfer: any UpstreamCall, hideUsageChunk: Bool, requestID: String, anthropic: Bool, started: UInt64,
          extraHeaders: [(String, String)] = []) {
         self.extraHeaders = extraHeaders
         self.response = response

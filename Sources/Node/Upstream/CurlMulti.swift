@@ -19,7 +19,7 @@ final class CurlMulti {
     /// Sockets curl opened through `openSocket`: their close is reported to `closeSocket`.
     private var connectionSockets = Set<Int32>()
     private var timer: UInt64?
-    private var transfers: [UnsafeMutableRawPointer: UpstreamTransfer] = [:]
+    private var transfers: [UnsafeMutableRawPointer: CurlTransfer] = [:]
     private var idleEasyHandles: [UnsafeMutableRawPointer] = []
     private static let maxIdleEasyHandles = 64
     private var cleaningUp = false
@@ -79,7 +79,7 @@ final class CurlMulti {
         idleEasyHandles.append(easy)
     }
 
-    func add(_ transfer: UpstreamTransfer) {
+    func add(_ transfer: CurlTransfer) {
         loop.assertInLoop()
         transfers[transfer.easy] = transfer
         let rc = curl_multi_add_handle(multi, transfer.easy)
@@ -90,7 +90,7 @@ final class CurlMulti {
     }
 
     /// Stops a transfer early (client gone, timeout). Its completion is not reported by curl afterwards.
-    func remove(_ transfer: UpstreamTransfer) {
+    func remove(_ transfer: CurlTransfer) {
         loop.assertInLoop()
         guard transfers.removeValue(forKey: transfer.easy) != nil else { return }
         curl_multi_remove_handle(multi, transfer.easy)

@@ -1,4 +1,5 @@
-/// One curl multi handle per event loop, created on first use on that loop.
+/// The upstream clients of each event loop, created on first use on that loop, and the choice of client
+/// for a call.
 ///
 /// `@unchecked Sendable`: slot `i` is only touched on loop `i`'s thread.
 final class UpstreamPool: @unchecked Sendable {
@@ -8,6 +9,11 @@ final class UpstreamPool: @unchecked Sendable {
     init(loops: Int, timeouts: UpstreamTimeouts) {
         multis = Array(repeating: nil, count: loops)
         self.timeouts = timeouts
+    }
+
+    /// A call to `url` on `loop`, not started yet.
+    func call(on loop: EventLoop, method: HTTPMethod, url: String, headers: [(String, String)], body: [UInt8]) -> any UpstreamCall {
+        CurlTransfer(multi: multi(for: loop), method: method, url: url, headers: headers, body: body, timeouts: timeouts)
     }
 
     func multi(for loop: EventLoop) -> CurlMulti {

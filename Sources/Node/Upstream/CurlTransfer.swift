@@ -1,44 +1,10 @@
 import CCurl
 import Glibc
 
-/// Why an upstream call did not produce a response.
-enum UpstreamError: Error, Equatable {
-    /// Could not connect, TLS failed, connection dropped before a response: 502.
-    case unreachable(String)
-    /// No response (or no progress) in time: 504.
-    case timeout(String)
-    /// The client went away and the transfer was stopped.
-    case cancelled
-    case internalError(String)
-
-    var message: String {
-        switch self {
-        case .unreachable(let m), .timeout(let m), .internalError(let m): m
-        case .cancelled: "cancelled"
-        }
-    }
-}
-
-/// The response head from upstream.
-struct UpstreamHead: Sendable {
-    var status: Int
-    var headers: HTTPHeaders
-}
-
-/// Timeouts for one upstream call, in milliseconds.
-struct UpstreamTimeouts: Sendable {
-    var connect: Int = 10_000
-    /// Until the response head arrives.
-    var firstByte: Int = 120_000
-    /// Longest silence once the response is flowing.
-    var idle: Int = 120_000
-}
-
 /// One upstream HTTP call as a curl easy handle, delivering head, body pieces and the end on its loop.
 /// Body delivery returns `false` to pause (backpressure): curl then offers the same bytes again after
 /// `resume()`.
-final class UpstreamTransfer {
-    typealias Result = Swift.Result<Void, UpstreamError>
+final class CurlTransfer: UpstreamCall {
 
     let easy: UnsafeMutableRawPointer
     private unowned let multi: CurlMulti
@@ -53,7 +19,7 @@ final class UpstreamTransfer {
     var onHead: (UpstreamHead) -> Void = { _ in }
     /// Returns false to pause the transfer until `resume()`.
     var onData: (UnsafeRawBufferPointer) -> Bool = { _ in true }
-    var onEnd: (Result) -> Void = { _ in }
+    var onEnd: (UpstreamResult) -> Void = { _ in }
 
     init(multi: CurlMulti, method: HTTPMethod, url: String, headers: [(String, String)], body: [UInt8], timeouts: UpstreamTimeouts) {
         self.multi = multi
@@ -99,13 +65,13 @@ final class UpstreamTransfer {
         }
         llmp_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, me)
         llmp_easy_setopt_data_cb(easy, CURLOPT_HEADERFUNCTION) { ptr, size, count, userdata in
-            let t = Unmanaged<UpstreamTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+            let t = Unmanaged<CurlTransfer>.fromOpaque(userdata!).takeUnretainedValue()
             if t.head.take(UnsafeRawBufferPointer(start: ptr, count: size * count)) { t.deliverHead() }
             return size * count
         }
         llmp_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
         llmp_easy_setopt_data_cb(easy, CURLOPT_WRITEFUNCTION) { ptr, size, count, userdata in
-            let t = Unmanaged<UpstreamTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+            let t = Unmanaged<CurlTransfer>.fromOpaque(userdata!).takeUnretainedValue()
             return t.data(UnsafeRawBufferPointer(start: ptr, count: size * count)) ? size * count : Int(llmp_write_pause())
         }
         firstByteTimer = multi.loop.schedule(afterNanos: UInt64(timeouts.firstByte) * 1_000_000) { [weak self] in
@@ -127,7 +93,7 @@ final class UpstreamTransfer {
         multi.add(self)
     }
 
-    private var retainedSelf: UpstreamTransfer?
+    private var retainedSelf: CurlTransfer?
 
     func cancel() {
         guard !finished else { return }
@@ -174,7 +140,7 @@ final class UpstreamTransfer {
         }
     }
 
-    func finish(_ result: Result) {
+    func finish(_ result: UpstreamResult) {
         guard !finished else { return }
         finished = true
         if let t = firstByteTimer {

@@ -1,0 +1,53 @@
+/// One call to a provider as the proxy sees it, whichever client makes it: the response head, body
+/// pieces as they arrive, then the end. Callbacks run on the call's event loop. Body delivery returns
+/// `false` to pause (backpressure): the same bytes are offered again after `resume()`.
+protocol UpstreamCall: AnyObject {
+    var onHead: (UpstreamHead) -> Void { get set }
+    /// Returns false to pause the call until `resume()`.
+    var onData: (UnsafeRawBufferPointer) -> Bool { get set }
+    var onEnd: (UpstreamResult) -> Void { get set }
+    /// True once the head went to `onHead` (a failure after it cuts the client's response short).
+    var headWasDelivered: Bool { get }
+    /// Starts the call; it keeps itself alive until it ends.
+    func start()
+    /// Stops the call (the client went away): `onEnd` gets `.cancelled`.
+    func cancel()
+    /// Continues a paused call.
+    func resume()
+}
+
+typealias UpstreamResult = Result<Void, UpstreamError>
+
+/// Why an upstream call did not produce a response.
+enum UpstreamError: Error, Equatable {
+    /// Could not connect, TLS failed, connection dropped before a response: 502.
+    case unreachable(String)
+    /// No response (or no progress) in time: 504.
+    case timeout(String)
+    /// The client went away and the transfer was stopped.
+    case cancelled
+    case internalError(String)
+
+    var message: String {
+        switch self {
+        case .unreachable(let m), .timeout(let m), .internalError(let m): m
+        case .cancelled: "cancelled"
+        }
+    }
+}
+
+/// The response head from upstream.
+struct UpstreamHead: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+}
+
+/// Timeouts for one upstream call, in milliseconds.
+struct UpstreamTimeouts: Sendable {
+    var connect: Int = 10_000
+    /// Until the response head arrives.
+    var firstByte: Int = 120_000
+    /// Longest silence once the response is flowing.
+    var idle: Int = 120_000
+}
+
