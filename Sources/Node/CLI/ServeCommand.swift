@@ -27,6 +27,8 @@ enum ServeCommand {
             OptionSpec("upstream-connect-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_CONNECT_TIMEOUT", default: "10s", help: "Connecting to a provider (502 after)."),
             OptionSpec("upstream-first-byte-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT", default: "120s", help: "Waiting for a provider's response head (504 after)."),
             OptionSpec("upstream-idle-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_IDLE_TIMEOUT", default: "120s", help: "Silence allowed mid-response (the stream is cut after)."),
+            OptionSpec("plain-http-client", value: "client", env: "LLM_PROXY_PLAIN_HTTP_CLIENT", default: "native",
+                       help: "For http:// providers: native (the proxy's own HTTP/1.1 client, cheaper) or curl. https:// always uses curl."),
             OptionSpec("redis-url", value: "url", env: "LLM_PROXY_REDIS_URL",
                        help: "Redis for global limits shared by every node (redis://[user:password@]host:port[/db]); without it limits are local to this node."),
             OptionSpec("redis-timeout", value: "duration", env: "LLM_PROXY_REDIS_TIMEOUT", default: "50ms",
@@ -84,6 +86,9 @@ enum ServeCommand {
         timeouts.connect = Int(try p.duration("upstream-connect-timeout")! / 1_000_000)
         timeouts.firstByte = Int(try p.duration("upstream-first-byte-timeout")! / 1_000_000)
         timeouts.idle = Int(try p.duration("upstream-idle-timeout")! / 1_000_000)
+        guard let plainClient = UpstreamPool.PlainHTTPClientChoice(rawValue: p.string("plain-http-client") ?? "native") else {
+            throw UsageError("--plain-http-client expects native or curl", commandPath: p.path)
+        }
         let keys = KeyCache(store: store, box: opened.box)
         // Arm the cache with the current revision now, so the first requests' keys are cached at once.
         keys.observe(revision: try await store.revision())
@@ -120,7 +125,7 @@ enum ServeCommand {
         keys.metrics = metrics
         usage.metrics = metrics
         let redisLinks = redisConnections
-        let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts), usage: usage,
+        let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts, plainHTTPClient: plainClient), usage: usage,
                                  limiter: limiter, log: log, nodeID: nodeID, metrics: metrics, accessLog: p.flag("access-log"))
         metrics.onScrape { m in
             m.set("llmp_open_connections", [], Double(serverBox.withLock { $0 }?.openConnections ?? 0))

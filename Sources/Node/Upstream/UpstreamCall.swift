@@ -37,9 +37,9 @@ enum UpstreamError: Error, Equatable {
 }
 
 /// The response head from upstream.
-struct UpstreamHead: Sendable {
-    var status: Int
-    var headers: HTTPHeaders
+public struct UpstreamHead: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
 }
 
 /// Timeouts for one upstream call, in milliseconds.

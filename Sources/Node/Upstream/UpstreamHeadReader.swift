@@ -29,16 +29,23 @@ public struct UpstreamHeadReader {
             headers = HTTPHeaders(capacity: 16)
             return false
         }
-        guard let colon = UnsafeBufferPointer(rebasing: line[0..<end]).firstIndex(of: 0x3A), colon > 0 else { return false }
+        guard let field = Self.field(UnsafeBufferPointer(rebasing: line[0..<end])) else { return false }
+        headers.add(field.name, field.value)
+        return false
+    }
+
+    /// A `name: value` line (without its line end) as a lower-cased name and a value without surrounding
+    /// whitespace; nil when there is no name before a colon.
+    static func field(_ line: UnsafeBufferPointer<UInt8>) -> (name: String, value: String)? {
+        guard let colon = line.firstIndex(of: 0x3A), colon > 0 else { return nil }
         let name = String(unsafeUninitializedCapacity: colon) { out in
             for i in 0..<colon { out[i] = line[i] >= 0x41 && line[i] <= 0x5A ? line[i] | 0x20 : line[i] }
             return colon
         }
-        var vs = colon + 1, ve = end
+        var vs = colon + 1, ve = line.count
         while vs < ve, line[vs] == 0x20 || line[vs] == 0x09 { vs += 1 }
         while ve > vs, line[ve - 1] == 0x20 || line[ve - 1] == 0x09 { ve -= 1 }
-        headers.add(name, String(decoding: UnsafeBufferPointer(rebasing: line[vs..<ve]), as: UTF8.self))
-        return false
+        return (name, String(decoding: UnsafeBufferPointer(rebasing: line[vs..<ve]), as: UTF8.self))
     }
 
     var head: UpstreamHead { UpstreamHead(status: status, headers: headers) }

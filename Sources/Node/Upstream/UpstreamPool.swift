@@ -1,19 +1,31 @@
 /// The upstream clients of each event loop, created on first use on that loop, and the choice of client
-/// for a call.
+/// for a call: plain `http://` providers get our own HTTP/1.1 client unless `plainHTTPClient` is `.curl`;
+/// everything else (HTTPS, HTTP/2, user information in the URL) goes through curl.
 ///
 /// `@unchecked Sendable`: slot `i` is only touched on loop `i`'s thread.
 final class UpstreamPool: @unchecked Sendable {
-    private var multis: [CurlMulti?]
-    let timeouts: UpstreamTimeouts
+    enum PlainHTTPClientChoice: String, CaseIterable, Sendable {
+        case native, curl
+    }
 
-    init(loops: Int, timeouts: UpstreamTimeouts) {
+    private var multis: [CurlMulti?]
+    private var plainClients: [PlainHTTPClient?]
+    let timeouts: UpstreamTimeouts
+    let plainHTTPClient: PlainHTTPClientChoice
+
+    init(loops: Int, timeouts: UpstreamTimeouts, plainHTTPClient: PlainHTTPClientChoice = .native) {
         multis = Array(repeating: nil, count: loops)
+        plainClients = Array(repeating: nil, count: loops)
         self.timeouts = timeouts
+        self.plainHTTPClient = plainHTTPClient
     }
 
     /// A call to `url` on `loop`, not started yet.
     func call(on loop: EventLoop, method: HTTPMethod, url: String, headers: [(String, String)], body: [UInt8]) -> any UpstreamCall {
-        CurlTransfer(multi: multi(for: loop), method: method, url: url, headers: headers, body: body, timeouts: timeouts)
+        if plainHTTPClient == .native, let target = PlainHTTPTarget(url) {
+            return plainClient(for: loop).call(method: method, target: target, headers: headers, body: body)
+        }
+        return CurlTransfer(multi: multi(for: loop), method: method, url: url, headers: headers, body: body, timeouts: timeouts)
     }
 
     func multi(for loop: EventLoop) -> CurlMulti {
@@ -22,5 +34,13 @@ final class UpstreamPool: @unchecked Sendable {
         let m = CurlMulti(loop: loop)
         multis[loop.index] = m
         return m
+    }
+
+    func plainClient(for loop: EventLoop) -> PlainHTTPClient {
+        loop.assertInLoop()
+        if let c = plainClients[loop.index] { return c }
+        let c = PlainHTTPClient(loop: loop, timeouts: timeouts)
+        plainClients[loop.index] = c
+        return c
     }
 }

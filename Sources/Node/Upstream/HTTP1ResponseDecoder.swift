@@ -1,0 +1,293 @@
+/// Reads one HTTP/1.x response from a provider's bytes as they arrive: the head (interim 1xx heads are
+/// skipped), then the body by its framing — `content-length`, `chunked` (de-chunked here; extensions and
+/// trailers dropped) or until the connection closes — and the end. It never copies body bytes: a body
+/// step names a range of the buffer it was given.
+///
+/// The caller keeps the bytes it has not consumed (`pos` after a step) and calls again with them at the
+/// front and more behind. Strict where a lenient reading could let a response be misframed (malformed
+/// status line, field names, lengths, chunk sizes, folded fields), because the connection is reused.
+public struct HTTP1ResponseDecoder {
+    public enum Step {
+        /// Nothing more can be read from these bytes: call again with more.
+        case needMore
+        case head(UpstreamHead)
+        /// `range` of the buffer is response body.
+        case body(Range<Int>)
+        /// The response is complete; any bytes after `pos` are not part of it.
+        case end
+    }
+
+    public struct Failure: Error, Equatable, CustomStringConvertible {
+        public let description: String
+        init(_ d: String) { description = d }
+    }
+
+    public enum Framing: Equatable {
+        case none
+        case length(Int)
+        case chunked
+        case untilClose
+    }
+
+    private enum State {
+        case head
+        case bodyLength(Int)
+        case chunkSize
+        case chunkData(Int)
+        case chunkDataEnd
+        case trailers
+        case untilClose
+        case complete
+    }
+
+    public static let maxHeadBytes = 64 * 1024
+    static let maxLineBytes = 8 * 1024
+    static let maxTrailerBytes = 16 * 1024
+
+    private let requestWasHEAD: Bool
+    private var state = State.head
+    /// Bytes after `pos` already searched for the end of the head.
+    private var headScanned = 0
+    private var trailerBytes = 0
+    public private(set) var framing = Framing.none
+    /// The connection may carry another request once this response is complete.
+    public private(set) var keepAlive = false
+    public private(set) var status = 0
+
+    public init(requestWasHEAD: Bool = false) {
+        self.requestWasHEAD = requestWasHEAD
+    }
+
+    public var isComplete: Bool {
+        if case .complete = state { return true }
+        return false
+    }
+
+    /// True once a final head was read.
+    public var sawHead: Bool {
+        if case .head = state { return false }
+        return true
+    }
+
+    /// The next step from `buf[pos...]`, advancing `pos` past what it consumed.
+    public mutating func next(_ buf: UnsafeRawBufferPointer, _ pos: inout Int) throws(Failure) -> Step {
+        let b = buf.bindMemory(to: UInt8.self)
+        while true {
+            let available = b.count - pos
+            switch state {
+            case .head:
+                guard let headEnd = findHeadEnd(b, from: pos) else {
+                    if available > Self.maxHeadBytes { throw Failure("response head larger than \(Self.maxHeadBytes) bytes") }
+                    return .needMore
+                }
+                let head = try parseHead(b, pos..<headEnd)
+                pos = headEnd
+                headScanned = 0
+                if head.status < 200 { continue }  // interim (100, 103): the final head follows
+                return .head(head)
+            case .bodyLength(let remaining):
+                if available == 0 { return .needMore }
+                let n = min(available, remaining)
+                state = remaining == n ? .complete : .bodyLength(remaining - n)
+                pos += n
+                return .body(pos - n..<pos)
+            case .chunkSize:
+                guard let lf = lineEnd(b, from: pos) else {
+                    if available > Self.maxLineBytes { throw Failure("chunk size line longer than \(Self.maxLineBytes) bytes") }
+                    return .needMore
+                }
+                let size = try Self.chunkSize(UnsafeBufferPointer(rebasing: b[pos..<lf]))
+                pos = lf + 1
+                state = size == 0 ? .trailers : .chunkData(size)
+            case .chunkData(let remaining):
+                if available == 0 { return .needMore }
+                let n = min(available, remaining)
+                state = remaining == n ? .chunkDataEnd : .chunkData(remaining - n)
+                pos += n
+                return .body(pos - n..<pos)
+            case .chunkDataEnd:
+                if available == 0 { return .needMore }
+                if b[pos] == 0x0A {
+                    pos += 1
+                } else if b[pos] == 0x0D {
+                    if available < 2 { return .needMore }
+                    guard b[pos + 1] == 0x0A else { throw Failure("chunk data not followed by CRLF") }
+                    pos += 2
+                } else {
+                    throw Failure("chunk longer than its size")
+                }
+                state = .chunkSize
+            case .trailers:
+                guard let lf = lineEnd(b, from: pos) else {
+                    if trailerBytes + available > Self.maxTrailerBytes { throw Failure("trailer section larger than \(Self.maxTrailerBytes) bytes") }
+                    return .needMore
+                }
+                let blank = lf == pos || (lf == pos + 1 && b[pos] == 0x0D)
+                trailerBytes += lf + 1 - pos
+                if trailerBytes > Self.maxTrailerBytes { throw Failure("trailer section larger than \(Self.maxTrailerBytes) bytes") }
+                pos = lf + 1
+                if blank { state = .complete }
+            case .untilClose:
+                if available == 0 { return .needMore }
+                pos = b.count
+                return .body(pos - available..<pos)
+            case .complete:
+                return .end
+            }
+        }
+    }
+
+    /// The connection reached its end (EOF) with nothing left to decode: fine only for a body delimited by
+    /// the close.
+    public mutating func endOfInput() throws(Failure) {
+        switch state {
+        case .complete: return
+        case .untilClose: state = .complete
+        case .head: throw Failure("connection closed before a complete response head")
+        default: throw Failure("connection closed before the end of the response body")
+        }
+    }
+
+    // MARK: Head
+
+    private mutating func findHeadEnd(_ b: UnsafeBufferPointer<UInt8>, from pos: Int) -> Int? {
+        var i = pos + max(0, headScanned - 3)
+        while i < b.count {
+            if b[i] == 0x0A {
+                if i + 1 < b.count, b[i + 1] == 0x0A { return i + 2 }
+                if i + 2 < b.count, b[i + 1] == 0x0D, b[i + 2] == 0x0A { return i + 3 }
+            }
+            i += 1
+        }
+        headScanned = b.count - pos
+        return nil
+    }
+
+    private func lineEnd(_ b: UnsafeBufferPointer<UInt8>, from pos: Int) -> Int? {
+        var i = pos
+        while i < b.count {
+            if b[i] == 0x0A { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    private mutating func parseHead(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(Failure) -> UpstreamHead {
+        var lineStart = range.lowerBound
+        var minor = 1
+        var headers = HTTPHeaders(capacity: 16)
+        var first = true
+        while lineStart < range.upperBound {
+            var lf = lineStart
+            while b[lf] != 0x0A { lf += 1 }
+            var end = lf
+            if end > lineStart, b[end - 1] == 0x0D { end -= 1 }
+            let line = UnsafeBufferPointer(rebasing: b[lineStart..<end])
+            lineStart = lf + 1
+            if first {
+                (minor, status) = try Self.statusLine(line)
+                first = false
+                continue
+            }
+            if line.isEmpty { break }
+            if line[0] == 0x20 || line[0] == 0x09 { throw Failure("folded header field (obsolete line folding)") }
+            guard let field = UpstreamHeadReader.field(line) else { throw Failure("malformed header field line") }
+            for c in line[0..<line.firstIndex(of: 0x3A)!] where !isTokenChar(c) {
+                throw Failure("invalid character in a header field name")
+            }
+            if field.value.utf8.contains(where: { $0 == 0x0D || $0 == 0 }) { throw Failure("invalid character in a header field value") }
+            headers.add(field.name, field.value)
+        }
+        if status < 200 {
+            if status == 101 { throw Failure("the provider switched protocols, which the proxy never asks for") }
+            return UpstreamHead(status: status, headers: headers)
+        }
+        try decideFraming(headers, minor: minor)
+        return UpstreamHead(status: status, headers: headers)
+    }
+
+    private mutating func decideFraming(_ headers: HTTPHeaders, minor: Int) throws(Failure) {
+        keepAlive = minor >= 1 ? !headers.hasToken("close", in: "connection") : headers.hasToken("keep-alive", in: "connection")
+        if requestWasHEAD || status == 204 || status == 304 {
+            framing = .none
+            state = .complete
+            return
+        }
+        let codings = headers.values("transfer-encoding")
+        if !codings.isEmpty {
+            let last = codings.last!.split(separator: ",").last.map { $0.trimmingOWS() } ?? ""
+            if last.asciiCaseInsensitiveEquals("chunked") {
+                framing = .chunked
+                state = .chunkSize
+            } else {
+                framing = .untilClose
+                state = .untilClose
+                keepAlive = false
+            }
+            // A length beside a transfer coding is ignored, and the connection is not trusted again.
+            if headers.contains("content-length") { keepAlive = false }
+            return
+        }
+        let lengths = headers.values("content-length")
+        if lengths.isEmpty {
+            framing = .untilClose
+            state = .untilClose
+            keepAlive = false
+            return
+        }
+        var length: Int?
+        for value in lengths {
+            for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+                let digits = part.trimmingOWS()
+                guard !digits.isEmpty, digits.utf8.count <= 15, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(digits) else {
+                    throw Failure("invalid content-length \"\(value.prefix(40))\"")
+                }
+                if let l = length, l != n { throw Failure("conflicting content-length values") }
+                length = n
+            }
+        }
+        framing = .length(length!)
+        state = length! == 0 ? .complete : .bodyLength(length!)
+    }
+
+    /// `HTTP/1.x SP 3DIGIT [SP reason]` → (x, status).
+    private static func statusLine(_ line: UnsafeBufferPointer<UInt8>) throws(Failure) -> (Int, Int) {
+        guard line.count >= 12, line[0] == 0x48, line[1] == 0x54, line[2] == 0x54, line[3] == 0x50, line[4] == 0x2F,
+              line[5] == 0x31, line[6] == 0x2E, line[7] >= 0x30, line[7] <= 0x39, line[8] == 0x20 else {
+            throw Failure("malformed status line (not HTTP/1.x)")
+        }
+        var code = 0
+        for i in 9..<12 {
+            guard line[i] >= 0x30, line[i] <= 0x39 else { throw Failure("malformed status code") }
+            code = code * 10 + Int(line[i] - 0x30)
+        }
+        guard code >= 100, line.count == 12 || line[12] == 0x20 else { throw Failure("malformed status code") }
+        return (Int(line[7] - 0x30), code)
+    }
+
+    /// A chunk-size line (without its LF): hex digits, optional whitespace and extensions, optional CR.
+    private static func chunkSize(_ line: UnsafeBufferPointer<UInt8>) throws(Failure) -> Int {
+        var end = line.count
+        if end > 0, line[end - 1] == 0x0D { end -= 1 }
+        var size = 0, digits = 0, i = 0
+        while i < end, let v = hexValue(line[i]) {
+            guard digits < 15 else { throw Failure("chunk size too large") }
+            size = size << 4 | v
+            digits += 1
+            i += 1
+        }
+        guard digits > 0 else { throw Failure("malformed chunk size") }
+        while i < end, line[i] == 0x20 || line[i] == 0x09 { i += 1 }
+        guard i == end || line[i] == 0x3B else { throw Failure("malformed chunk size") }
+        return size
+    }
+
+    private static func hexValue(_ c: UInt8) -> Int? {
+        switch c {
+        case 0x30...0x39: Int(c - 0x30)
+        case 0x41...0x46: Int(c - 0x41 + 10)
+        case 0x61...0x66: Int(c - 0x61 + 10)
+        default: nil
+        }
+    }
+}

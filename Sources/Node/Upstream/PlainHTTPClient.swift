@@ -1,0 +1,155 @@
+import CLinux
+import Glibc
+
+/// Calls to plain `http://` providers (vLLM, Ollama, a TLS sidecar, …) over HTTP/1.1 connections of our
+/// own, for one event loop: no curl handle, no copies of the request beyond its head, one `sendmsg` and
+/// one `read` for a typical call. HTTPS goes through curl (`CurlMulti`).
+///
+/// Kept-alive connections wait here between calls, newest first, still registered with epoll: one that
+/// wakes while idle (the provider closed it, or sent bytes nobody asked for) is closed at once, and any
+/// idle longer than `idleLifetimeNanos` is closed by a sweep. Loop thread only.
+final class PlainHTTPClient {
+    let loop: EventLoop
+    let timeouts: UpstreamTimeouts
+    let resolver: HostResolver
+    let idleLifetimeNanos: UInt64
+    static let maxIdlePerAuthority = 256
+    private var idle: [String: IdleList] = [:]
+    private(set) var idleCount = 0
+    private var sweepTimer: UInt64?
+
+    private final class IdleList {
+        var connections: [PlainHTTPConnection] = []
+    }
+
+    init(loop: EventLoop, timeouts: UpstreamTimeouts, resolver: HostResolver = .shared, idleLifetimeNanos: UInt64 = 60_000_000_000) {
+        self.loop = loop
+        self.timeouts = timeouts
+        self.resolver = resolver
+        self.idleLifetimeNanos = idleLifetimeNanos
+    }
+
+    deinit {
+        for list in idle.values {
+            for c in list.connections { c.close() }
+        }
+        if let t = sweepTimer { loop.cancelTimer(t) }
+    }
+
+    /// A call to `target`, not started yet.
+    func call(method: HTTPMethod, target: PlainHTTPTarget, headers: [(String, String)], body: [UInt8]) -> PlainTransfer {
+        PlainTransfer(client: self, method: method, target: target, headers: headers, body: body)
+    }
+
+    /// The most recently parked connection to `authority`, taken out of the idle set.
+    func takeIdle(_ authority: String) -> PlainHTTPConnection? {
+        guard let list = idle[authority], let c = list.connections.popLast() else { return nil }
+        idleCount -= 1
+        return c
+    }
+
+    /// Keeps a connection whose last response ended cleanly for the next call to its authority.
+    func park(_ c: PlainHTTPConnection) {
+        let list: IdleList
+        if let l = idle[c.authority] {
+            list = l
+        } else {
+            list = IdleList()
+            idle[c.authority] = list
+        }
+        guard list.connections.count < Self.maxIdlePerAuthority else {
+            c.close()
+            return
+        }
+        c.parkedAt = monotonicNanos()
+        list.connections.append(c)
+        idleCount += 1
+        if sweepTimer == nil { scheduleSweep() }
+    }
+
+    /// An idle connection became readable or hung up: it cannot carry another call.
+    func parkedConnectionWoke(_ c: PlainHTTPConnection) {
+        if let list = idle[c.authority], let i = list.connections.firstIndex(where: { $0 === c }) {
+            list.connections.remove(at: i)
+            idleCount -= 1
+        }
+        c.close()
+    }
+
+    private func scheduleSweep() {
+        sweepTimer = loop.schedule(afterNanos: min(idleLifetimeNanos, 5_000_000_000)) { [weak self] in
+            guard let self else { return }
+            sweepTimer = nil
+            sweep(now: monotonicNanos())
+            if idleCount > 0 { scheduleSweep() }
+        }
+    }
+
+    /// Closes connections parked for longer than the idle lifetime (the oldest sit at the front).
+    func sweep(now: UInt64) {
+        for list in idle.values {
+            let expired = list.connections.prefix { now &- $0.parkedAt >= idleLifetimeNanos }.count
+            guard expired > 0 else { continue }
+            for c in list.connections[..<expired] { c.close() }
+            list.connections.removeFirst(expired)
+            idleCount -= expired
+        }
+    }
+}
+
+/// One TCP connection to a provider; events go to the call using it, or back to the client while idle.
+final class PlainHTTPConnection: EventHandler {
+    let fd: Int32
+    let authority: String
+    unowned let client: PlainHTTPClient
+    var transfer: PlainTransfer?
+    var parkedAt: UInt64 = 0
+    private(set) var registered = false
+    private(set) var interest = Interest(rawValue: 0)
+    private(set) var closed = false
+
+    init(fd: Int32, authority: String, client: PlainHTTPClient) {
+        self.fd = fd
+        self.authority = authority
+        self.client = client
+    }
+
+    deinit {
+        if !closed { Sys.close(fd) }
+    }
+
+    func handleEvents(_ events: UInt32) {
+        if let t = transfer {
+            t.connectionEvents(events)
+        } else {
+            client.parkedConnectionWoke(self)
+        }
+    }
+
+    /// Watches `interest` (registering if needed); no system call when it is already that.
+    func watch(_ wanted: Interest) throws(SystemError) {
+        if !registered {
+            try client.loop.register(fd, interest: wanted, handler: self)
+            registered = true
+        } else if wanted != interest {
+            try client.loop.modify(fd, interest: wanted)
+        }
+        interest = wanted
+    }
+
+    /// Stops all events (a paused call reads nothing until it resumes).
+    func unwatch() {
+        guard registered else { return }
+        client.loop.unregister(fd)
+        registered = false
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        transfer = nil
+        if registered { client.loop.forgetClosing(fd) }  // closing takes it out of the epoll set
+        registered = false
+        Sys.close(fd)
+    }
+}

@@ -1,0 +1,89 @@
+/// Where a plain `http://` URL points, split for a request of our own: the address to connect to, the
+/// `host` header and the request target.
+public struct PlainHTTPTarget: Equatable, Sendable {
+    /// Host name or address, without IPv6 brackets.
+    public var host: String
+    public var port: UInt16
+    /// As written in the URL (`host`, `host:port`, `[::1]:8000`): the `host` header and the pool key.
+    public var authority: String
+    /// Path and query, `/` when the URL has none.
+    public var requestTarget: String
+
+    /// Nil unless `url` is `http://` without user information (those go to curl).
+    public init?(_ url: String) {
+        let u = url.utf8
+        guard u.count > 7, u.prefix(7).elementsEqual("http://".utf8, by: { ($0 | 0x20) == $1 }) else { return nil }
+        let rest = u.dropFirst(7)
+        let authorityEnd = rest.firstIndex { $0 == 0x2F || $0 == 0x3F || $0 == 0x23 } ?? rest.endIndex
+        let authority = rest[rest.startIndex..<authorityEnd]
+        guard !authority.isEmpty, !authority.contains(0x40) else { return nil }  // '@'
+        var hostPart = authority[...]
+        var portPart: Substring.UTF8View.SubSequence?
+        if authority.first == 0x5B {  // "[v6]" or "[v6]:port"
+            guard let close = authority.firstIndex(of: 0x5D) else { return nil }
+            hostPart = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if !after.isEmpty {
+                guard after.first == 0x3A else { return nil }
+                portPart = after.dropFirst()
+            }
+        } else if let colon = authority.firstIndex(of: 0x3A) {
+            hostPart = authority[authority.startIndex..<colon]
+            portPart = authority[authority.index(after: colon)...]
+        }
+        guard !hostPart.isEmpty, let host = String(hostPart) else { return nil }
+        var port: UInt16 = 80
+        if let portPart, !portPart.isEmpty {
+            guard portPart.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let text = String(portPart), let p = UInt16(text), p > 0 else { return nil }
+            port = p
+        }
+        var target = rest[authorityEnd...]
+        if let hash = target.firstIndex(of: 0x23) { target = target[target.startIndex..<hash] }
+        self.host = host
+        self.port = port
+        self.authority = String(authority)!
+        requestTarget = target.isEmpty ? "/" : (target.first == 0x3F ? "/" + String(target)! : String(target)!)
+    }
+}
+
+/// The bytes of a request head for an upstream HTTP/1.1 connection.
+enum PlainHTTPRequest {
+    struct InvalidHeader: Error {
+        let name: String
+    }
+
+    /// `METHOD target HTTP/1.1`, `host`, the given fields, and `content-length` when a body is sent or the
+    /// method normally has one. A field whose name or value could break the head is refused, not sent.
+    static func head(method: HTTPMethod, target: PlainHTTPTarget, headers: [(String, String)], bodyCount: Int) throws(InvalidHeader) -> [UInt8] {
+        var size = 64 + target.requestTarget.utf8.count + target.authority.utf8.count
+        for (n, v) in headers { size += n.utf8.count + v.utf8.count + 4 }
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        out.append(contentsOf: method.rawValue.utf8)
+        out.append(0x20)
+        out.append(contentsOf: target.requestTarget.utf8)
+        out.append(contentsOf: " HTTP/1.1\r\nhost: ".utf8)
+        out.append(contentsOf: target.authority.utf8)
+        out.append(0x0D)
+        out.append(0x0A)
+        for (name, value) in headers {
+            guard !name.isEmpty, name.utf8.allSatisfy(isTokenChar) else { throw InvalidHeader(name: name) }
+            out.append(contentsOf: name.utf8)
+            out.append(0x3A)
+            out.append(0x20)
+            guard value.utf8.allSatisfy({ ($0 >= 0x20 || $0 == 0x09) && $0 != 0x7F }) else { throw InvalidHeader(name: name) }
+            out.append(contentsOf: value.utf8)
+            out.append(0x0D)
+            out.append(0x0A)
+        }
+        if bodyCount > 0 || method == .POST || method == .PUT || method == .PATCH {
+            out.append(contentsOf: "content-length: ".utf8)
+            out.append(contentsOf: String(bodyCount).utf8)
+            out.append(0x0D)
+            out.append(0x0A)
+        }
+        out.append(0x0D)
+        out.append(0x0A)
+        return out
+    }
+}
