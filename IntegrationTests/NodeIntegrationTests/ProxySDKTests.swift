@@ -3,10 +3,11 @@ import Testing
 import TestSupport
 
 /// The official `openai` and `anthropic` Python SDKs through a real `llm-proxy serve` in front of the
-/// mock provider: what an app sees after changing only its base URL and key.
+/// mock provider: what an app sees after changing only its base URL and key. Every case runs over both
+/// clients a node has for plain-HTTP providers (its own, and curl — which every HTTPS provider uses).
 @Suite struct ProxySDKTests {
-    @Test func openAIChatStreamEmbeddingsAndModels() throws {
-        let stack = try ProxyStack()
+    @Test(arguments: PlainHTTPClients.all) func openAIChatStreamEmbeddingsAndModels(client: String) throws {
+        let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
         let chat = try stack.sdk("openai-chat")
         #expect(chat["content"] as? String == "This is a fixed mock reply from the local benchmark upstream. It stands in for a real model answer so that only the proxy overhead is measured.")
         #expect(chat["prompt_tokens"] as? Int == 57)
@@ -40,8 +41,8 @@ import TestSupport
         #expect((chatRow?["prompt_tokens"] as? Int ?? 0) >= 57 + 12 + 12)
     }
 
-    @Test func anthropicMessagesAndStream() throws {
-        let stack = try ProxyStack(provider: "anthropic")
+    @Test(arguments: PlainHTTPClients.all) func anthropicMessagesAndStream(client: String) throws {
+        let stack = try ProxyStack(provider: "anthropic", serveArgs: PlainHTTPClients.args(client))
         let msg = try stack.sdk("anthropic-messages")
         #expect(msg["text"] as? String == "Hello from the mock.")
         #expect(msg["input_tokens"] as? Int == 21)
@@ -58,8 +59,8 @@ import TestSupport
         #expect(usage.reduce(0) { $0 + ($1["completion_tokens"] as? Int ?? 0) } == 7 + 9)
     }
 
-    @Test func unknownKeysGet401InEachAPIsShape() throws {
-        let stack = try ProxyStack()
+    @Test(arguments: PlainHTTPClients.all) func unknownKeysGet401InEachAPIsShape(client: String) throws {
+        let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
         let o = try stack.sdk("openai-error", key: "sk-llmp-not-a-real-key")
         #expect(o["error"] as? String == "AuthenticationError")
         #expect(o["status"] as? Int == 401)
@@ -69,15 +70,15 @@ import TestSupport
         #expect(((a["body"] as? [String: Any])?["error"] as? [String: Any])?["type"] as? String == "authentication_error")
     }
 
-    @Test func modelOutsideTheAllowedListIs403() throws {
-        let stack = try ProxyStack(keyArgs: ["--models", "gpt-4o"])
+    @Test(arguments: PlainHTTPClients.all) func modelOutsideTheAllowedListIs403(client: String) throws {
+        let stack = try ProxyStack(keyArgs: ["--models", "gpt-4o"], serveArgs: PlainHTTPClients.args(client))
         let r = try stack.sdk("openai-error", environment: ["MODEL": "gpt-4o-mini"])
         #expect(r["error"] as? String == "PermissionDeniedError")
         #expect(r["status"] as? Int == 403)
     }
 
-    @Test func upstreamErrorsPassThroughAndTimeoutsAre504() throws {
-        let stack = try ProxyStack(serveArgs: ["--upstream-first-byte-timeout", "500ms"])
+    @Test(arguments: PlainHTTPClients.all) func upstreamErrorsPassThroughAndTimeoutsAre504(client: String) throws {
+        let stack = try ProxyStack(serveArgs: ["--upstream-first-byte-timeout", "500ms"] + PlainHTTPClients.args(client))
         let e500 = try stack.sdk("openai-error", environment: ["HEADERS": #"{"x-mock-status": "500"}"#])
         #expect(e500["status"] as? Int == 500)
         #expect(((e500["body"] as? [String: Any])?["code"] as? String) == "mock")  // the provider's body, untouched
@@ -89,16 +90,16 @@ import TestSupport
         #expect(((slow["body"] as? [String: Any])?["code"] as? String) == "upstream_timeout")
     }
 
-    @Test func unreachableUpstreamIs502() throws {
-        let stack = try ProxyStack()
+    @Test(arguments: PlainHTTPClients.all) func unreachableUpstreamIs502(client: String) throws {
+        let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
         stack.mock.stop()
         let r = try stack.sdk("openai-error")
         #expect(r["status"] as? Int == 502)
         #expect(((r["body"] as? [String: Any])?["code"] as? String) == "upstream_unreachable")
     }
 
-    @Test func firstStreamedChunkArrivesBeforeTheUpstreamFinishes() throws {
-        let stack = try ProxyStack()
+    @Test(arguments: PlainHTTPClients.all) func firstStreamedChunkArrivesBeforeTheUpstreamFinishes(client: String) throws {
+        let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
         let r = try stack.sdk("openai-stream", environment: ["CHUNK_DELAY": "250"])
         let first = r["first_chunk_s"] as? Double ?? 99
         let total = r["total_s"] as? Double ?? 0
@@ -106,8 +107,8 @@ import TestSupport
         #expect(first < 0.6, "first chunk after \(first)s of \(total)s")
     }
 
-    @Test func clientDisconnectMidStreamCancelsTheUpstream() throws {
-        let stack = try ProxyStack()
+    @Test(arguments: PlainHTTPClients.all) func clientDisconnectMidStreamCancelsTheUpstream(client: String) throws {
+        let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
         let r = try stack.sdk("disconnect-mid-stream")
         #expect(r["received"] as? Int == 2)
         Thread.sleep(forTimeInterval: 1.0)
@@ -119,8 +120,8 @@ import TestSupport
         #expect(try stack.usage().reduce(0) { $0 + ($1["requests"] as? Int ?? 0) } == 1)
     }
 
-    @Test func droppedUpstreamStreamTruncatesTheClientStream() throws {
-        let stack = try ProxyStack()
+    @Test(arguments: PlainHTTPClients.all) func droppedUpstreamStreamTruncatesTheClientStream(client: String) throws {
+        let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
         let c = try RawHTTPClient(port: stack.port)
         let body = #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#
         try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nx-mock-drop-after: 2\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")

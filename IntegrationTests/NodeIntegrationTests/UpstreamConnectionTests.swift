@@ -24,8 +24,8 @@ import TestSupport
         return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    @Test func providerClosingIdleConnectionsIsInvisibleAndCostsNoCPU() throws {
-        let stack = try ProxyStack()
+    @Test(arguments: PlainHTTPClients.all) func providerClosingIdleConnectionsIsInvisibleAndCostsNoCPU(client: String) throws {
+        let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
         defer { stack.stop() }
         for _ in 0..<5 { #expect(chat(stack) == 200) }
 

@@ -81,3 +81,9 @@ public final class ProxyStack: @unchecked Sendable {
 
     deinit { stop() }
 }
+
+/// The node's two clients for plain `http://` providers, for tests that must hold over both.
+public enum PlainHTTPClients {
+    public static let all = ["native", "curl"]
+    public static func args(_ client: String) -> [String] { ["--plain-http-client", client] }
+}

@@ -29,11 +29,11 @@ final class PlainHTTPClient {
         self.idleLifetimeNanos = idleLifetimeNanos
     }
 
+    /// Only when the loop is gone too (tests): its descriptors are closed without touching the loop.
     deinit {
         for list in idle.values {
-            for c in list.connections { c.close() }
+            for c in list.connections { c.closeDescriptor() }
         }
-        if let t = sweepTimer { loop.cancelTimer(t) }
     }
 
     /// A call to `target`, not started yet.
@@ -101,6 +101,7 @@ final class PlainHTTPClient {
 final class PlainHTTPConnection: EventHandler {
     let fd: Int32
     let authority: String
+    let loop: EventLoop
     unowned let client: PlainHTTPClient
     var transfer: PlainTransfer?
     var parkedAt: UInt64 = 0
@@ -112,6 +113,7 @@ final class PlainHTTPConnection: EventHandler {
         self.fd = fd
         self.authority = authority
         self.client = client
+        loop = client.loop
     }
 
     deinit {
@@ -129,10 +131,10 @@ final class PlainHTTPConnection: EventHandler {
     /// Watches `interest` (registering if needed); no system call when it is already that.
     func watch(_ wanted: Interest) throws(SystemError) {
         if !registered {
-            try client.loop.register(fd, interest: wanted, handler: self)
+            try loop.register(fd, interest: wanted, handler: self)
             registered = true
         } else if wanted != interest {
-            try client.loop.modify(fd, interest: wanted)
+            try loop.modify(fd, interest: wanted)
         }
         interest = wanted
     }
@@ -140,7 +142,7 @@ final class PlainHTTPConnection: EventHandler {
     /// Stops all events (a paused call reads nothing until it resumes).
     func unwatch() {
         guard registered else { return }
-        client.loop.unregister(fd)
+        loop.unregister(fd)
         registered = false
     }
 
@@ -148,8 +150,14 @@ final class PlainHTTPConnection: EventHandler {
         guard !closed else { return }
         closed = true
         transfer = nil
-        if registered { client.loop.forgetClosing(fd) }  // closing takes it out of the epoll set
+        if registered { loop.forgetClosing(fd) }  // closing takes it out of the epoll set
         registered = false
+        Sys.close(fd)
+    }
+
+    func closeDescriptor() {
+        guard !closed else { return }
+        closed = true
         Sys.close(fd)
     }
 }

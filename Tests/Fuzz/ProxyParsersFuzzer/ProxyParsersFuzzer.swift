@@ -3,7 +3,8 @@ import Node
 /// The proxy's parsers of untrusted bytes: the request-body scanner (and the one body rewrite), usage
 /// extraction from responses, the SSE splitter and the upstream head reader. Properties checked, not just "no crash":
 /// - a body with include_usage added still scans as an object and reports it;
-/// - the SSE splitter loses and invents nothing: its events plus the remainder equal the input.
+/// - the SSE splitter loses and invents nothing: its events plus the remainder equal the input;
+/// - the upstream response decoder gives the same response, body and verdict whatever the read sizes.
 func fuzzProxyParsers(_ data: UnsafeRawBufferPointer) {
     guard !data.isEmpty else { return }
     let bytes = Array(data.dropFirst())
@@ -36,6 +37,16 @@ func fuzzProxyParsers(_ data: UnsafeRawBufferPointer) {
     }
     rebuilt += splitter.flush()
     precondition(rebuilt == bytes, "SSE splitter changed the stream")
+
+    // The node's own upstream client's decoder: bytes in any piece size decode to the same thing.
+    for head in [false, true] {
+        let whole = HTTP1ResponseDecoder.decodeWhole(bytes, pieceSize: bytes.count, requestWasHEAD: head)
+        let pieces = HTTP1ResponseDecoder.decodeWhole(bytes, pieceSize: step, requestWasHEAD: head)
+        precondition(whole == pieces, "decoding in pieces of \(step) differs: \(whole) vs \(pieces)")
+        precondition(whole.status == 0 || (200...999).contains(whole.status), "final status \(whole.status)")
+        precondition(whole.body.count <= bytes.count, "the decoder invented body bytes")
+        precondition(!(head && !whole.body.isEmpty), "a response to HEAD had a body")
+    }
 
     // The upstream head reader, fed the input as curl would: line by line.
     var reader = UpstreamHeadReader()

@@ -1,0 +1,294 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Node
+
+/// A TCP server on 127.0.0.1 that runs a script per accepted connection, on its own thread: the
+/// provider side of the node's own HTTP/1.1 client, down to the byte.
+private final class ScriptedServer: @unchecked Sendable {
+    let listener: Int32
+    let port: UInt16
+    let accepted = LockedBox(0)
+
+    init(_ script: @escaping @Sendable (_ fd: Int32, _ index: Int) -> Void) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        Glibc.listen(fd, 64)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        listener = fd
+        port = UInt16(bigEndian: addr.sin_port)
+        let accepted = accepted
+        Thread.detachNewThread {
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { return }
+                let index = accepted.withLock { n in
+                    n += 1
+                    return n - 1
+                }
+                Thread.detachNewThread {
+                    script(c, index)
+                    close(c)
+                }
+            }
+        }
+    }
+
+    func stop() { shutdown(listener, Int32(SHUT_RDWR)); close(listener) }
+
+    /// Reads one request (head and a content-length body); nil at EOF.
+    static func readRequest(_ fd: Int32) -> String? {
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let text = String(decoding: bytes, as: UTF8.self)
+            if let end = text.range(of: "\r\n\r\n") {
+                let head = text[..<end.lowerBound].lowercased()
+                let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) } ?? 0
+                if text.utf8.count - text.utf8.distance(from: text.startIndex, to: end.upperBound) >= length { return text }
+            }
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { return nil }
+            bytes += buf[0..<n]
+        }
+    }
+
+    static func write(_ fd: Int32, _ text: String) {
+        let b = Array(text.utf8)
+        _ = b.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    static let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    /// Answers every request on the connection with `ok`.
+    static func answerAll(_ fd: Int32) {
+        while readRequest(fd) != nil { write(fd, ok) }
+    }
+}
+
+/// One event loop with a `PlainHTTPClient` on it, and calls made through it from tests.
+private final class ClientOnALoop: @unchecked Sendable {
+    struct Outcome {
+        var status = 0
+        var body: [UInt8] = []
+        var result: UpstreamResult?
+        var bodyText: String { String(decoding: body, as: UTF8.self) }
+        var error: UpstreamError? {
+            if case .failure(let e) = result { return e }
+            return nil
+        }
+    }
+
+    let group: EventLoopGroup
+    var loop: EventLoop { group.loops[0] }
+    private var client: PlainHTTPClient?
+
+    init(timeouts: UpstreamTimeouts = UpstreamTimeouts()) throws {
+        group = try EventLoopGroup(loopCount: 1)
+        let done = DispatchSemaphore(value: 0)
+        loop.execute { [self] in
+            client = PlainHTTPClient(loop: loop, timeouts: timeouts)
+            done.signal()
+        }
+        done.wait()
+    }
+
+    deinit { group.shutdown() }
+
+    /// A POST to `url`; with `pauseFor` the first body piece is refused and the call resumed that much later.
+    func call(_ url: String, body: String = "{}", pauseFor pauseNanos: UInt64? = nil) async -> Outcome {
+        await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
+            loop.execute { [self] in
+                let t = client!.call(method: .POST, target: PlainHTTPTarget(url)!, headers: [("content-type", "application/json")], body: Array(body.utf8))
+                var out = Outcome()
+                var pauseNext = pauseNanos
+                t.onHead = { out.status = $0.status }
+                t.onData = { [loop] bytes in
+                    if let p = pauseNext {
+                        pauseNext = nil
+                        loop.schedule(afterNanos: p) { t.resume() }
+                        return false
+                    }
+                    out.body += bytes
+                    return true
+                }
+                t.onEnd = { r in
+                    out.result = r
+                    c.resume(returning: out)
+                }
+                t.start()
+            }
+        }
+    }
+
+    var idleConnections: Int {
+        get async {
+            await withCheckedContinuation { c in loop.execute { [self] in c.resume(returning: client!.idleCount) } }
+        }
+    }
+}
+
+@Suite struct PlainHTTPClientTests {
+    @Test func keptAliveConnectionsCarryTheNextCalls() async throws {
+        let server = try ScriptedServer { fd, _ in ScriptedServer.answerAll(fd) }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        for _ in 0..<3 {
+            let r = await client.call("http://127.0.0.1:\(server.port)/v1/x")
+            #expect(r.status == 200 && r.bodyText == "ok")
+            #expect(r.error == nil)
+        }
+        #expect(server.accepted.withLock { $0 } == 1)
+        #expect(await client.idleConnections == 1)
+    }
+
+    @Test func aKeptAliveConnectionDyingUnderARequestIsRetriedOnceOnANewOne() async throws {
+        let server = try ScriptedServer { fd, index in
+            if index == 0 {
+                // Answers the first request, takes the second and closes without a word.
+                _ = ScriptedServer.readRequest(fd)
+                ScriptedServer.write(fd, ScriptedServer.ok)
+                _ = ScriptedServer.readRequest(fd)
+                return
+            }
+            ScriptedServer.answerAll(fd)
+        }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        #expect(await client.call("http://127.0.0.1:\(server.port)/").status == 200)
+        let second = await client.call("http://127.0.0.1:\(server.port)/")
+        #expect(second.status == 200 && second.bodyText == "ok")
+        #expect(server.accepted.withLock { $0 } == 2)
+    }
+
+    @Test func aNewConnectionClosedWithoutAnAnswerIsUnreachableAndNotRetried() async throws {
+        let server = try ScriptedServer { fd, _ in _ = ScriptedServer.readRequest(fd) }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        let r = await client.call("http://127.0.0.1:\(server.port)/")
+        guard case .unreachable(let m) = r.error else { Issue.record("expected unreachable, got \(String(describing: r.result))"); return }
+        #expect(m.contains("closed the connection before responding"))
+        #expect(server.accepted.withLock { $0 } == 1)
+    }
+
+    @Test func chunkedBodyInTinyPiecesSurvivesAPause() async throws {
+        let server = try ScriptedServer { fd, _ in
+            _ = ScriptedServer.readRequest(fd)
+            for piece in ["HTTP/1.1 200 OK\r\nTransfer-", "Encoding: chunked\r\n\r\n", "5\r\nhel", "lo\r\n", "6\r\n world\r\n", "0\r\n", "\r\n"] {
+                ScriptedServer.write(fd, piece)
+                usleep(5_000)
+            }
+            ScriptedServer.answerAll(fd)
+        }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        let r = await client.call("http://127.0.0.1:\(server.port)/", pauseFor: 30_000_000)
+        #expect(r.error == nil)
+        #expect(r.bodyText == "hello world")
+        #expect(await client.idleConnections == 1)
+    }
+
+    @Test func aBodyWithoutLengthEndsWithTheConnectionWhichIsNotReused() async throws {
+        let server = try ScriptedServer { fd, _ in
+            _ = ScriptedServer.readRequest(fd)
+            ScriptedServer.write(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n\n")
+            usleep(20_000)
+            ScriptedServer.write(fd, "data: b\n\n")
+        }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        for _ in 0..<2 {
+            let r = await client.call("http://127.0.0.1:\(server.port)/")
+            #expect(r.error == nil)
+            #expect(r.bodyText == "data: a\n\ndata: b\n\n")
+        }
+        #expect(server.accepted.withLock { $0 } == 2)
+    }
+
+    @Test func aSilentProviderTimesOutWaitingForTheHead() async throws {
+        let server = try ScriptedServer { fd, _ in
+            _ = ScriptedServer.readRequest(fd)
+            usleep(2_000_000)
+        }
+        defer { server.stop() }
+        var timeouts = UpstreamTimeouts()
+        timeouts.firstByte = 200
+        let client = try ClientOnALoop(timeouts: timeouts)
+        let start = monotonicNanos()
+        let r = await client.call("http://127.0.0.1:\(server.port)/")
+        let elapsed = Double(monotonicNanos() - start) / 1e9
+        guard case .timeout(let m) = r.error else { Issue.record("expected a timeout, got \(String(describing: r.result))"); return }
+        #expect(m.contains("0.2s"))
+        #expect(elapsed >= 0.19 && elapsed < 1.5)
+    }
+
+    @Test func aStalledBodyTimesOutAfterTheIdleTimeout() async throws {
+        let server = try ScriptedServer { fd, _ in
+            _ = ScriptedServer.readRequest(fd)
+            ScriptedServer.write(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+            usleep(2_000_000)
+        }
+        defer { server.stop() }
+        var timeouts = UpstreamTimeouts()
+        timeouts.idle = 200
+        let client = try ClientOnALoop(timeouts: timeouts)
+        let r = await client.call("http://127.0.0.1:\(server.port)/")
+        #expect(r.status == 200 && r.bodyText == "abc")
+        guard case .timeout(let m) = r.error else { Issue.record("expected a timeout, got \(String(describing: r.result))"); return }
+        #expect(m.contains("sent nothing"))
+    }
+
+    @Test func aRefusedConnectionIsUnreachable() async throws {
+        let server = try ScriptedServer { _, _ in }
+        let port = server.port
+        server.stop()
+        let client = try ClientOnALoop()
+        let r = await client.call("http://127.0.0.1:\(port)/")
+        guard case .unreachable(let m) = r.error else { Issue.record("expected unreachable, got \(String(describing: r.result))"); return }
+        #expect(m.contains("could not connect to 127.0.0.1:\(port)"))
+    }
+
+    @Test func hostNamesResolveOffTheLoopAndEveryAddressIsTried() async throws {
+        // `localhost` may resolve to ::1 first; the server listens on 127.0.0.1 only.
+        let server = try ScriptedServer { fd, _ in ScriptedServer.answerAll(fd) }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        let r = await client.call("http://localhost:\(server.port)/v1/models")
+        #expect(r.error == nil)
+        #expect(r.status == 200)
+    }
+
+    @Test func aMalformedResponseIsUnreachableAndTheConnectionDropped() async throws {
+        let server = try ScriptedServer { fd, _ in
+            _ = ScriptedServer.readRequest(fd)
+            ScriptedServer.write(fd, "HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n")
+            usleep(200_000)
+        }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        let r = await client.call("http://127.0.0.1:\(server.port)/")
+        guard case .unreachable(let m) = r.error else { Issue.record("expected unreachable, got \(String(describing: r.result))"); return }
+        #expect(m.contains("malformed response"))
+        #expect(await client.idleConnections == 0)
+    }
+
+    @Test func anIdleConnectionTheProviderClosesLeavesThePool() async throws {
+        let server = try ScriptedServer { fd, _ in
+            _ = ScriptedServer.readRequest(fd)
+            ScriptedServer.write(fd, ScriptedServer.ok)
+            usleep(50_000)  // then closes: a keep-alive timeout on the provider's side
+        }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        #expect(await client.call("http://127.0.0.1:\(server.port)/").status == 200)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await client.idleConnections == 0)
+        #expect(await client.call("http://127.0.0.1:\(server.port)/").status == 200)
+        #expect(server.accepted.withLock { $0 } == 2)
+    }
+}
