@@ -7,13 +7,14 @@
 #   MALLOC=1  every malloc of the node for 2 s      -> $OUT/malloc.data (needs: perf probe -x <libc> malloc)
 # SPLIT=1 leaves only the event loop on CPU 1 (the store, log and other threads go to CPU 0).
 # Prints wrk's RESULT line and the node's CPU µs per request. EXTRA adds serve flags (EXTRA="--log-level info"
-# measures the access log). For comparing builds back to back; bench/proxy.sh makes the recorded figures.
+# measures the access log); BIN=path runs another build (A/B). For comparing builds back to back;
+# bench/proxy.sh makes the recorded figures.
 #   C=16 DUR=8 PERF=1 bash bench/profile.sh
 cd "$(dirname "$0")/.." || exit 1
 source bench/lib.sh
 C=${C:-16}; DUR=${DUR:-8}; OUT=${OUT:-/tmp}
-swift build -c release --product llm-proxy >/dev/null 2>&1 || { echo "build failed"; exit 1; }
-BIN=$(swift build -c release --show-bin-path)/llm-proxy
+[ -n "${BIN:-}" ] || swift build -c release --product llm-proxy >/dev/null 2>&1 || { echo "build failed"; exit 1; }
+BIN=${BIN:-$(swift build -c release --show-bin-path)/llm-proxy}
 write_chat_request "$BENCH_TMP/req.json"
 write_mock_body "$BENCH_TMP/body.json"
 MOCK=$(free_port); OURS=$(free_port)

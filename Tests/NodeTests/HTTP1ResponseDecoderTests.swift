@@ -68,6 +68,15 @@ import Testing
         #expect(decode("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\nx").keepAlive)
     }
 
+    @Test func connectionTokensAreMatchedWholeIgnoringCase() {
+        #expect(HTTP1ResponseDecoder.listContains("Keep-Alive, Upgrade", "keep-alive"))
+        #expect(HTTP1ResponseDecoder.listContains(" upgrade ,CLOSE ", "close"))
+        #expect(!HTTP1ResponseDecoder.listContains("closed", "close"))
+        #expect(!HTTP1ResponseDecoder.listContains("x-close", "close"))
+        #expect(!HTTP1ResponseDecoder.listContains("", "close"))
+        #expect(!decode("HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n").keepAlive)
+    }
+
     @Test func transferEncodingWinsOverLengthAndTheConnectionIsNotReused() {
         let d = decode("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
         #expect(text(d) == "ok")

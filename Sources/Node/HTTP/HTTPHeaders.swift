@@ -21,10 +21,6 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
         return nil
     }
 
-    public func values(_ name: String) -> [String] {
-        fields.filter { $0.name.asciiCaseInsensitiveEquals(name) }.map(\.value)
-    }
-
     public func contains(_ name: String) -> Bool { self[name] != nil }
 
     public mutating func add(_ name: String, _ value: String) {
@@ -40,26 +36,27 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     public mutating func remove(_ name: String) {
         fields.removeAll { $0.name.asciiCaseInsensitiveEquals(name) }
     }
-
-    /// True if a comma-separated header (e.g. `Connection`) lists `token`, ignoring case.
-    public func hasToken(_ token: String, in name: String) -> Bool {
-        for value in values(name) {
-            for part in value.split(separator: ",") {
-                if part.trimmingOWS().asciiCaseInsensitiveEquals(token) { return true }
-            }
-        }
-        return false
-    }
 }
 
 extension StringProtocol {
     func asciiCaseInsensitiveEquals(_ other: some StringProtocol) -> Bool {
         let a = utf8, b = other.utf8
         guard a.count == b.count else { return false }
-        for (x, y) in zip(a, b) where x != y {
-            if (x | 0x20) != (y | 0x20) || !((x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A) { return false }
-        }
+        // Contiguous bytes (native strings, the usual case): an indexed loop, no iterators.
+        if let equal = a.withContiguousStorageIfAvailable({ pa in
+            b.withContiguousStorageIfAvailable { pb in
+                for i in 0..<pa.count where pa[i] != pb[i] && !Self.sameLetter(pa[i], pb[i]) { return false }
+                return true
+            }
+        }), let equal { return equal }
+        for (x, y) in zip(a, b) where x != y && !Self.sameLetter(x, y) { return false }
         return true
+    }
+
+    /// Two different bytes that are the same ASCII letter in different cases.
+    @inline(__always)
+    static func sameLetter(_ x: UInt8, _ y: UInt8) -> Bool {
+        (x | 0x20) == (y | 0x20) && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A
     }
 
     func trimmingOWS() -> Substring {

@@ -20,10 +20,12 @@ public final class Metrics: @unchecked Sendable {
 
         /// In place: the dictionary is never copied (a copy per update grows with the number of series).
         func add(_ labels: [String], _ value: Double, maxSeries: Int) {
-            if values[labels] == nil && values.count >= maxSeries {
+            if let i = values.index(forKey: labels) {
+                values.values[i] += value  // one hash of the labels for a series seen before
+            } else if values.count >= maxSeries {
                 values[labels.map { _ in "other" }, default: 0] += value
             } else {
-                values[labels, default: 0] += value
+                values[labels] = value
             }
         }
     }

@@ -51,6 +51,9 @@ public struct JSONScanner {
         i += 1
         let start = i
         while i < bytes.count {
+            // Eight plain bytes at a time (no quote, backslash or control byte among them).
+            while i + 8 <= bytes.count, !Self.mayEndString(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8 }
+            guard i < bytes.count else { break }
             let b = bytes[i]
             if b == UInt8(ascii: "\"") {
                 let r = start..<i
@@ -73,6 +76,15 @@ public struct JSONScanner {
             i += 1
         }
         return nil
+    }
+
+    /// True if any of the eight bytes is `"`, `\\` or below 0x20 (a zero byte test on each).
+    @inline(__always)
+    static func mayEndString(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZero(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+        let control = (w &- ones &* 0x20) & ~w & highs
+        return (control | hasZero(w ^ (ones &* 0x22)) | hasZero(w ^ (ones &* 0x5C))) != 0
     }
 
     private mutating func skipValue(depth: Int) -> Bool {

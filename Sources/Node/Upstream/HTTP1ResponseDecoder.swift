@@ -207,16 +207,40 @@ public struct HTTP1ResponseDecoder {
     }
 
     private mutating func decideFraming(_ headers: HTTPHeaders, minor: Int) throws(Failure) {
-        keepAlive = minor >= 1 ? !headers.hasToken("close", in: "connection") : headers.hasToken("keep-alive", in: "connection")
+        // One pass over the fields for the three that frame the body (names are lower-case here).
+        var close = false, keepAliveToken = false
+        var lastCoding: Substring?
+        var length: Int?
+        var sawLength = false
+        for (name, value) in headers.fields {
+            switch name.utf8.count {
+            case 10 where name == "connection":
+                close = close || Self.listContains(value, "close")
+                keepAliveToken = keepAliveToken || Self.listContains(value, "keep-alive")
+            case 14 where name == "content-length":
+                sawLength = true
+                for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+                    let digits = part.trimmingOWS()
+                    guard !digits.isEmpty, digits.utf8.count <= 15, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(digits) else {
+                        throw Failure("invalid content-length \"\(value.prefix(40))\"")
+                    }
+                    if let l = length, l != n { throw Failure("conflicting content-length values") }
+                    length = n
+                }
+            case 17 where name == "transfer-encoding":
+                lastCoding = value.split(separator: ",").last.map { $0.trimmingOWS() } ?? ""
+            default:
+                continue
+            }
+        }
+        keepAlive = minor >= 1 ? !close : keepAliveToken && !close
         if requestWasHEAD || status == 204 || status == 304 {
             framing = .none
             state = .complete
             return
         }
-        let codings = headers.values("transfer-encoding")
-        if !codings.isEmpty {
-            let last = codings.last!.split(separator: ",").last.map { $0.trimmingOWS() } ?? ""
-            if last.asciiCaseInsensitiveEquals("chunked") {
+        if let lastCoding {
+            if lastCoding.asciiCaseInsensitiveEquals("chunked") {
                 framing = .chunked
                 state = .chunkSize
             } else {
@@ -225,29 +249,33 @@ public struct HTTP1ResponseDecoder {
                 keepAlive = false
             }
             // A length beside a transfer coding is ignored, and the connection is not trusted again.
-            if headers.contains("content-length") { keepAlive = false }
+            if sawLength { keepAlive = false }
             return
         }
-        let lengths = headers.values("content-length")
-        if lengths.isEmpty {
+        guard let length else {
             framing = .untilClose
             state = .untilClose
             keepAlive = false
             return
         }
-        var length: Int?
-        for value in lengths {
-            for part in value.split(separator: ",", omittingEmptySubsequences: false) {
-                let digits = part.trimmingOWS()
-                guard !digits.isEmpty, digits.utf8.count <= 15, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(digits) else {
-                    throw Failure("invalid content-length \"\(value.prefix(40))\"")
-                }
-                if let l = length, l != n { throw Failure("conflicting content-length values") }
-                length = n
-            }
+        framing = .length(length)
+        state = length == 0 ? .complete : .bodyLength(length)
+    }
+
+    /// True if the comma-separated `list` has `token` (ASCII case ignored), without splitting it.
+    static func listContains(_ list: String, _ token: StaticString) -> Bool {
+        let l = list.utf8, t = UnsafeBufferPointer(start: token.utf8Start, count: token.utf8CodeUnitCount)
+        var i = l.startIndex
+        while i < l.endIndex {
+            while i < l.endIndex, l[i] == 0x20 || l[i] == 0x09 || l[i] == 0x2C { i = l.index(after: i) }
+            var j = i, k = 0
+            while j < l.endIndex, k < t.count, l[j] | 0x20 == t[k] { j = l.index(after: j); k += 1 }
+            var end = j
+            while end < l.endIndex, l[end] == 0x20 || l[end] == 0x09 { end = l.index(after: end) }
+            if k == t.count, end == l.endIndex || l[end] == 0x2C { return true }
+            while i < l.endIndex, l[i] != 0x2C { i = l.index(after: i) }
         }
-        framing = .length(length!)
-        state = length! == 0 ? .complete : .bodyLength(length!)
+        return false
     }
 
     /// `HTTP/1.x SP 3DIGIT [SP reason]` → (x, status).
