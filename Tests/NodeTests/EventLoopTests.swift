@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import Testing
 @testable import Node
@@ -79,5 +80,35 @@ import Testing
             }
         }
         #expect(counter.withLock { $0 } == 8000)
+    }
+
+    /// A signal watcher closed by its own callback reads nothing more: its descriptor's number may already
+    /// belong to something else (here a pipe full of bytes no signal has, which used to crash the node
+    /// when SIGTERM arrived while another thread was opening files).
+    @Test func aSignalWatcherClosedByItsCallbackReadsNoMore() async throws {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &set, nil)  // the loop thread inherits the mask
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let (signo, pipeFDs) = await withCheckedContinuation { (c: CheckedContinuation<(Int32, [Int32]), Never>) in
+            loop.execute {
+                var watcher: SignalWatcher?
+                watcher = try! SignalWatcher(loop: loop) { signo in
+                    watcher?.close()
+                    watcher = nil
+                    var fds: [Int32] = [0, 0]
+                    _ = pipe(&fds)  // takes the lowest free number: the watcher's
+                    let junk = [UInt8](repeating: 0xFF, count: 512)
+                    _ = write(fds[1], junk, junk.count)
+                    c.resume(returning: (signo, fds))
+                }
+                pthread_kill(pthread_self(), SIGHUP)
+            }
+        }
+        #expect(signo == SIGHUP)
+        for fd in pipeFDs { close(fd) }
     }
 }

@@ -47,6 +47,7 @@ public final class SignalWatcher: EventHandler {
     private let fd: Int32
     private let loop: EventLoop
     private let onSignal: (Int32) -> Void
+    private var closed = false
 
     /// Must be called on `loop`.
     public init(loop: EventLoop, onSignal: @escaping (Int32) -> Void) throws(SystemError) {
@@ -60,7 +61,9 @@ public final class SignalWatcher: EventHandler {
     public func handleEvents(_ events: UInt32) {
         var info = signalfd_siginfo()
         let size = MemoryLayout<signalfd_siginfo>.size
-        while true {
+        // `onSignal` may close this watcher: its descriptor's number can then belong to anything at once
+        // (another thread's file), so nothing is read after that.
+        while !closed {
             let n = withUnsafeMutableBytes(of: &info) { Glibc.read(fd, $0.baseAddress, size) }
             guard n == size else { return }
             onSignal(Int32(info.ssi_signo))
@@ -68,6 +71,8 @@ public final class SignalWatcher: EventHandler {
     }
 
     public func close() {
+        guard !closed else { return }
+        closed = true
         loop.unregister(fd)
         Sys.close(fd)
     }
