@@ -31,8 +31,9 @@ public protocol Store: Sendable {
     func deleteVirtualKey(id: String, actor: AuditActor) async throws
 
     // MARK: Usage
-    /// Inserts a batch atomically; re-inserting records whose ids exist is a no-op (safe to retry).
-    func insertUsage(_ records: [UsageRecord]) async throws
+    /// Inserts a batch atomically; re-inserting records whose ids exist is a no-op (safe to retry). On the
+    /// `.background` lane the work runs on a thread that only gets CPU time nothing else wants.
+    func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws
     func usageTotals(_ query: UsageQuery) async throws -> [UsageTotal]
     func usageRecords(_ query: UsageQuery, limit: Int) async throws -> [UsageRecord]
 
@@ -72,4 +73,17 @@ public func redactURL(_ url: String) -> String {
     let userinfo = url[scheme.upperBound..<at]
     guard let colon = userinfo.firstIndex(of: ":") else { return url }
     return String(url[..<colon]) + ":***" + String(url[at...])
+}
+
+extension Store {
+    public func insertUsage(_ records: [UsageRecord]) async throws {
+        try await insertUsage(records, lane: .normal)
+    }
+}
+
+/// Which threads run a store call: `.normal` ones (nice 5), or one `.background` thread per store that
+/// runs only when the CPU is otherwise idle — for bookkeeping that must not delay requests.
+public enum StoreLane: Sendable, Equatable {
+    case normal
+    case background
 }

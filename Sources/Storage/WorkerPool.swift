@@ -15,9 +15,11 @@ final class WorkerPool<Handle>: @unchecked Sendable {
     private var stopping = false
     private var threads: [pthread_t] = []
     private let name: String
+    private let priority: StoreLane
 
-    init(name: String, threads count: Int) {
+    init(name: String, threads count: Int, priority: StoreLane = .normal) {
         self.name = name
+        self.priority = priority
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
         for _ in 0..<max(1, count) {
@@ -52,12 +54,22 @@ final class WorkerPool<Handle>: @unchecked Sendable {
     }
 
     private func workerLoop() {
-        // Store work (usage batches, key-cache misses) yields to the event loops when they compete for a
-        // core: nice 5 (on Linux, who=0 means this thread) halves the multi-millisecond stalls a usage batch
-        // put into proxied requests' p99 (bench/proxy.sh, one core: 8.2 -> 5.2 ms at 16 connections) while
-        // still leaving the writer ~25% of a saturated core — more than the ~16% its rows need at full load,
-        // so the usage queue cannot fall behind for want of CPU. (Nice 10 cut p99 to 3.3 ms but left ~10%.)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 5)
+        switch priority {
+        case .normal:
+            // Store work (key-cache misses, usage batches that fell behind) yields to the event loops when
+            // they compete for a core: nice 5 (on Linux, who=0 means this thread) halved the multi-millisecond
+            // stalls a usage batch put into proxied requests' p99 (bench/proxy.sh, one core: 8.2 -> 5.2 ms at
+            // 16 connections) while leaving the writer ~25% of a saturated core. (Nice 10 left ~10%.)
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 5)
+        case .background:
+            // Only the CPU nothing else wants: a waking event loop always preempts this thread. Under full
+            // load it still gets a sliver (SCHED_IDLE weighs 3 against a loop's 1024), and callers move to
+            // the normal lane when background work falls behind. Where the policy is refused, nice 19.
+            var param = sched_param()
+            if pthread_setschedparam(pthread_self(), Self.schedIdle, &param) != 0 {
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+            }
+        }
         var handle: Handle?
         while true {
             pthread_mutex_lock(mutex)
@@ -77,6 +89,9 @@ final class WorkerPool<Handle>: @unchecked Sendable {
         }
         handle = nil
     }
+
+    /// `SCHED_IDLE` (linux/sched.h; Glibc's module does not export it).
+    private static var schedIdle: Int32 { 5 }
 
     /// Finishes queued work, then stops the threads (their handles are released on the way out).
     func shutdown() {

@@ -9,6 +9,8 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     let down = LockedBox(false)
     /// Set to n: the n-th insert from now fails (and sets `down`).
     let failingInsert = LockedBox<Int?>(nil)
+    /// The lane of every insert, in order.
+    let lanes = LockedBox<[StoreLane]>([])
     init(_ inner: any Store) { self.inner = inner }
     var backend: String { "flaky" }
     func migrate() async throws { try await inner.migrate() }
@@ -25,7 +27,8 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     func virtualKeys() async throws -> [VirtualKeyRecord] { try await inner.virtualKeys() }
     func updateVirtualKey(_ k: VirtualKeyRecord, actor: AuditActor) async throws { try await inner.updateVirtualKey(k, actor: actor) }
     func deleteVirtualKey(id: String, actor: AuditActor) async throws { try await inner.deleteVirtualKey(id: id, actor: actor) }
-    func insertUsage(_ records: [UsageRecord]) async throws {
+    func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws {
+        lanes.withLock { $0.append(lane) }
         let failNow = failingInsert.withLock { n -> Bool in
             guard let left = n else { return false }
             n = left - 1
@@ -33,7 +36,7 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
         }
         if failNow { down.withLock { $0 = true } }
         if down.withLock({ $0 }) { throw StoreError(.unavailable, "store is down (test)") }
-        try await inner.insertUsage(records)
+        try await inner.insertUsage(records, lane: lane)
     }
     func usageTotals(_ q: UsageQuery) async throws -> [UsageTotal] { try await inner.usageTotals(q) }
     func usageRecords(_ q: UsageQuery, limit: Int) async throws -> [UsageRecord] { try await inner.usageRecords(q, limit: limit) }
@@ -105,6 +108,28 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
         let rows = try await store.usageRecords(UsageQuery(), limit: 100)
         #expect(rows.count == 40)
         #expect(Set(rows.map(\.id)) == Set((0..<40).map { "u\($0)" }))
+        await store.close()
+    }
+
+    /// Fresh records go to the background lane; a batch whose oldest record waited past the catch-up
+    /// limit, and the final flush, go to the normal lane.
+    @Test func batchesUseTheBackgroundLaneUntilTheWriterFallsBehind() async throws {
+        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
+        try await store.migrate()
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, catchUpAfterMillis: 2000)
+        func stamped(_ i: Int, endedAt: Int64) -> UsageRecord {
+            var r = record(i)
+            r.endedAt = endedAt
+            return r
+        }
+        let now = nowMillis()
+        for i in 0..<10 { writer.record(stamped(i, endedAt: now)) }
+        for i in 10..<20 { writer.record(stamped(i, endedAt: now - 5000)) }
+        #expect(await writer.flushOnce())
+        for i in 20..<30 { writer.record(stamped(i, endedAt: now)) }
+        await writer.shutdown(deadlineNanos: 5_000_000_000)
+        #expect(store.lanes.withLock { $0 } == [.background, .normal, .normal])
+        #expect(try await store.usageTotals(UsageQuery()).first?.requests == 30)
         await store.close()
     }
 }

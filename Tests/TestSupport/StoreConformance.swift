@@ -132,8 +132,10 @@ public enum StoreConformance {
                                        estimated: i % 10 == 0, statusCode: 200, latencyMillis: 12, stream: i % 3 == 0,
                                        startedAt: base + Int64(i) * 1000, endedAt: base + Int64(i) * 1000 + 12, nodeID: "node-1"))
         }
-        try await store.insertUsage(records)
-        try await store.insertUsage(Array(records[0..<100]))  // a retried batch adds nothing
+        // Half through the background lane (its own thread and connection), half through the normal one.
+        try await store.insertUsage(Array(records[0..<500]), lane: .background)
+        try await store.insertUsage(Array(records[500...]), lane: .normal)
+        try await store.insertUsage(Array(records[0..<100]), lane: .background)  // a retried batch adds nothing
         let all = try await store.usageTotals(UsageQuery())
         #expect(all.reduce(0) { $0 + $1.requests } == 1000)
         #expect(all.reduce(0) { $0 + $1.promptTokens } == 10_000)

@@ -1,7 +1,10 @@
 import Storage
 
 /// Queues usage records and writes them to the store in batches: every second, or sooner when a batch
-/// is full. A failed batch stays at the head of the queue and is retried with backoff, so accepted
+/// is full. Batches go to the store's background lane (a thread that only runs when the CPU is otherwise
+/// idle, so writing never delays a request); a batch whose oldest record has waited longer than
+/// `catchUpAfterMillis` — the background lane is starved by a saturated node — goes to the normal lane,
+/// as does the final flush. A failed batch stays at the head of the queue and is retried with backoff, so accepted
 /// records survive a store outage; the queue holds at most `capacity` records (beyond that new records
 /// are counted as dropped). `shutdown` flushes what is left.
 ///
@@ -23,10 +26,13 @@ final class UsageWriter: @unchecked Sendable {
     private let log: Logger
     let capacity: Int
     let batchSize: Int
+    let catchUpAfterMillis: Int64
+    private let draining = LockedBox(false)
     private var flusher: Task<Void, Never>?
     var metrics: Metrics?
 
-    init(store: any Store, log: Logger, capacity: Int = 100_000, batchSize: Int = 500) {
+    init(store: any Store, log: Logger, capacity: Int = 100_000, batchSize: Int = 500, catchUpAfterMillis: Int64 = 2000) {
+        self.catchUpAfterMillis = catchUpAfterMillis
         self.store = store
         self.log = log
         self.capacity = capacity
@@ -72,8 +78,10 @@ final class UsageWriter: @unchecked Sendable {
                 let batch = Array(taken[i..<min(i + batchSize, taken.count)])
                 let t0 = monotonicNanos()
                 defer { metrics?.observe("llmp_store_duration_seconds", ["usage_write"], Double(monotonicNanos() - t0) / 1e9) }
+                let lane = self.lane(for: batch)
                 do {
-                    try await store.insertUsage(batch)
+                    try await store.insertUsage(batch, lane: lane)
+                    metrics?.add("llmp_usage_batches_total", [lane == .background ? "background" : "catch-up"])
                     i += batch.count
                     state.withLock { s in
                         s.inFlight -= batch.count
@@ -98,8 +106,16 @@ final class UsageWriter: @unchecked Sendable {
         }
     }
 
+    /// The background lane while the writer keeps up; the normal one to catch up or to drain.
+    func lane(for batch: [UsageRecord]) -> StoreLane {
+        if draining.withLock({ $0 }) { return .normal }
+        guard let oldest = batch.first else { return .background }
+        return nowMillis() - oldest.endedAt > catchUpAfterMillis ? .normal : .background
+    }
+
     /// Stops the timer and writes what is queued, trying until `deadlineNanos`.
     func shutdown(deadlineNanos: UInt64) async {
+        draining.withLock { $0 = true }
         flusher?.cancel()
         let deadline = monotonicNanos() &+ deadlineNanos
         while depth > 0 && monotonicNanos() < deadline {

@@ -62,15 +62,17 @@ final class MongoStoreImpl: Store, @unchecked Sendable {
     let backend = "mongodb"
     private let client: MongoClientPool
     private let workers: WorkerPool<Void>
+    private let backgroundWorkers: WorkerPool<Void>
 
     init(url: String, poolSize: Int) throws {
         client = try MongoClientPool(url: url, maxSize: max(poolSize, 1))
         workers = WorkerPool(name: "mongodb", threads: max(poolSize, 1))
+        backgroundWorkers = WorkerPool(name: "mongodb-background", threads: 1, priority: .background)
     }
 
-    private func run<T: Sendable>(_ body: @escaping @Sendable (MongoClientPool) throws -> T) async throws -> T {
+    private func run<T: Sendable>(lane: StoreLane = .normal, _ body: @escaping @Sendable (MongoClientPool) throws -> T) async throws -> T {
         let client = self.client
-        return try await workers.run { _ in
+        return try await (lane == .normal ? workers : backgroundWorkers).run { _ in
             do { return try body(client) } catch let e as MongoError { throw e.storeError }
         }
     }
@@ -306,9 +308,9 @@ final class MongoStoreImpl: Store, @unchecked Sendable {
 
     // MARK: Usage
 
-    func insertUsage(_ records: [UsageRecord]) async throws {
+    func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws {
         guard !records.isEmpty else { return }
-        try await run { c in
+        try await run(lane: lane) { c in
             let docs = try records.map { try BSONDocument(UsageDoc($0)) }
             try c.with("usage_records") { try $0.insertMany(docs) }
         }
@@ -391,7 +393,10 @@ final class MongoStoreImpl: Store, @unchecked Sendable {
         }
     }
 
-    func close() async { workers.shutdown() }
+    func close() async {
+        workers.shutdown()
+        backgroundWorkers.shutdown()
+    }
 }
 
 func MongoStore(url: String, poolSize: Int) throws -> any Store {

@@ -7,6 +7,8 @@ final class SQLStore: Store, @unchecked Sendable {
     let backend: String
     let dialect: SQLDialect
     private let pool: WorkerPool<any SQLSession>
+    /// One thread (and session) for `.background` work.
+    private let backgroundPool: WorkerPool<any SQLSession>
     private let connect: @Sendable () throws(SQLError) -> any SQLSession
 
     /// `@unchecked Sendable`: all state is immutable; sessions live inside the worker pool.
@@ -15,15 +17,16 @@ final class SQLStore: Store, @unchecked Sendable {
         self.dialect = dialect
         self.connect = connect
         pool = WorkerPool(name: backend, threads: poolSize)
+        backgroundPool = WorkerPool(name: backend + "-background", threads: 1, priority: .background)
     }
 
     // MARK: Running statements
 
     /// Runs `body` with a live session, reconnecting once if the session turned out to be dead.
-    private func withSession<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+    private func withSession<T: Sendable>(lane: StoreLane = .normal, _ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         let connect = self.connect
         let backend = self.backend
-        return try await pool.run { handle in
+        return try await (lane == .normal ? pool : backgroundPool).run { handle in
             var attempt = 0
             while true {
                 attempt += 1
@@ -42,9 +45,9 @@ final class SQLStore: Store, @unchecked Sendable {
         }
     }
 
-    private func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+    private func transaction<T: Sendable>(lane: StoreLane = .normal, _ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         let d = dialect
-        return try await withSession { s in
+        return try await withSession(lane: lane) { s in
             try s.execute(d.beginWrite, [])
             do {
                 let r = try body(s)
@@ -254,9 +257,9 @@ final class SQLStore: Store, @unchecked Sendable {
     private let usageInsertTexts = Mutex<[Int: String]>([:])
     private static let usageColumns = "id, vkey_id, connection_id, model, prompt_tokens, completion_tokens, estimated, status, latency_ms, stream, started_at, ended_at, node_id"
 
-    func insertUsage(_ records: [UsageRecord]) async throws {
+    func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws {
         guard !records.isEmpty else { return }
-        try await transaction { s in
+        try await transaction(lane: lane) { s in
             // Multi-row inserts of up to 64 records per statement (the session caches each text's prepared statement).
             var i = 0
             while i < records.count {
@@ -353,5 +356,6 @@ final class SQLStore: Store, @unchecked Sendable {
 
     func close() async {
         pool.shutdown()
+        backgroundPool.shutdown()
     }
 }
