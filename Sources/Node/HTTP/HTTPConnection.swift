@@ -195,6 +195,12 @@ final class HTTPConnection: EventHandler {
             setInterest(interest.union(.write))
             return
         }
+        bytes.withUnsafeBytes { enqueue($0) }
+    }
+
+    /// Queues a copy of `bytes`, to go out at the end of this loop iteration.
+    func enqueue(_ bytes: UnsafeRawBufferPointer) {
+        guard state != .closed && state != .lingering else { return }
         if outputIndex == output.count && output.capacity > 0 && output.count > 0 {
             output.removeAll(keepingCapacity: true)
             outputIndex = 0

@@ -91,20 +91,26 @@ public final class HTTPResponseWriter: @unchecked Sendable {
 
     /// Queues a piece of a streamed body without waiting; pair with `isBackedUp` and `whenDrained`.
     public func writeNow(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { writeNow($0) }
+    }
+
+    /// Queues a copy of `bytes` (the only copy: straight into the connection's output).
+    public func writeNow(_ bytes: UnsafeRawBufferPointer) {
         connection.loop.assertInLoop()
         guard case .streaming(let chunked) = state, !isClosed, !bytes.isEmpty, !isHead else { return }
         bytesWritten += bytes.count
         if chunked {
-            var framed = Array(String(bytes.count, radix: 16).utf8)
-            framed.append(contentsOf: [0x0D, 0x0A])
-            framed.reserveCapacity(framed.count + bytes.count + 2)
-            framed.append(contentsOf: bytes)
-            framed.append(contentsOf: [0x0D, 0x0A])
-            connection.enqueue(framed)
+            var size = Array(String(bytes.count, radix: 16).utf8)
+            size.append(contentsOf: [0x0D, 0x0A])
+            connection.enqueue(size)
+            connection.enqueue(bytes)
+            Self.crlf.withUnsafeBytes { connection.enqueue($0) }
         } else {
             connection.enqueue(bytes)
         }
     }
+
+    private static let crlf: [UInt8] = [0x0D, 0x0A]
 
     /// Calls `callback` once the queued output has been written (at once if nothing is queued).
     public func whenDrained(_ callback: @escaping () -> Void) {

@@ -22,11 +22,12 @@ struct ProxyHandler: Sendable {
 
         let route = Self.route(path)
         /// The access-log line every answer ends with: ids, status, latency, plus what the outcome adds.
-        func logRequest(keyID: String, status: Int, _ extra: [(String, LogValue)]) {
+        /// (`extra` is only built when the line is written.)
+        func logRequest(keyID: String, status: Int, _ extra: @autoclosure () -> [(String, LogValue)]) {
             guard accessLog else { return }
             log.info("request", [("request_id", .string(requestID)), ("method", .string(request.method.rawValue)), ("path", .string(String(path))),
                                  ("vkey", .string(keyID)), ("status", .int(status)),
-                                 ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6))] + extra)
+                                 ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6))] + extra())
         }
         /// Answers with an error in the API's own shape, counted and logged.
         func fail(_ e: ProxyError, keyID: String = "", provider: String = "none", headers extra: [(String, String)] = []) {

@@ -21,6 +21,8 @@ final class Relay: @unchecked Sendable {
     var status = 0
     private var sse: SSESplitter?
     private var plainBody: [UInt8] = []
+    /// The upstream body's `content-length`, if it had one.
+    private var declaredLength: Int?
     static let maxScannedBody = 4 << 20
     static let openStreams = LockedBox(0)
     private var countedAsStream = false
@@ -40,6 +42,7 @@ final class Relay: @unchecked Sendable {
         await withCheckedContinuation { (done: CheckedContinuation<Outcome, Never>) in
             transfer.onHead = { [self] head in
                 status = head.status
+                declaredLength = head.headers["content-length"].flatMap { Int($0) }
                 var h = HTTPHeaders(capacity: head.headers.count + extraHeaders.count + 2)
                 let isSSE = (head.headers["content-type"] ?? "").hasPrefix("text/event-stream")
                 for (name, value) in head.headers where !ProviderRouting.droppedResponseHeaders.contains(name) {
@@ -67,11 +70,12 @@ final class Relay: @unchecked Sendable {
                 if sse != nil {
                     for event in sse!.feed(bytes) { forward(event: event) }
                 } else {
-                    if plainBody.count + bytes.count <= Self.maxScannedBody {
-                        if plainBody.isEmpty { plainBody.reserveCapacity(max(bytes.count, 4096)) }
+                    if plainBody.isEmpty && bytes.count == declaredLength {
+                        _ = tokens.absorb(jsonObject: bytes)  // the whole body in one piece: read usage in place
+                    } else if plainBody.count + bytes.count <= Self.maxScannedBody {
                         plainBody.append(contentsOf: bytes)
                     }
-                    response.writeNow(Array(bytes))
+                    response.writeNow(bytes)
                 }
                 return true
             }

@@ -219,6 +219,11 @@ public struct HTTP1ResponseDecoder {
                 keepAliveToken = keepAliveToken || Self.listContains(value, "keep-alive")
             case 14 where name == "content-length":
                 sawLength = true
+                if let n = Self.plainLength(value) {  // the usual case: digits only, nothing to split
+                    if let l = length, l != n { throw Failure("conflicting content-length values") }
+                    length = n
+                    continue
+                }
                 for part in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let digits = part.trimmingOWS()
                     guard !digits.isEmpty, digits.utf8.count <= 15, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(digits) else {
@@ -260,6 +265,18 @@ public struct HTTP1ResponseDecoder {
         }
         framing = .length(length)
         state = length == 0 ? .complete : .bodyLength(length)
+    }
+
+    /// A value of 1 to 15 ASCII digits, or nil.
+    static func plainLength(_ value: String) -> Int? {
+        let u = value.utf8
+        guard !u.isEmpty, u.count <= 15 else { return nil }
+        var n = 0
+        for c in u {
+            guard c >= 0x30 && c <= 0x39 else { return nil }
+            n = n * 10 + Int(c - 0x30)
+        }
+        return n
     }
 
     /// True if the comma-separated `list` has `token` (ASCII case ignored), without splitting it.
