@@ -58,6 +58,29 @@ private final class ScriptedServer: @unchecked Sendable {
         }
     }
 
+    /// Reads one request's head and its content-length body slowly (a pause between reads); returns the
+    /// number of body bytes, nil at EOF.
+    static func readRequestBytes(_ fd: Int32, pauseEveryMillis: UInt32) -> Int? {
+        var head: [UInt8] = []
+        var byte: UInt8 = 0
+        while !(head.count >= 4 && head.suffix(4) == [0x0D, 0x0A, 0x0D, 0x0A]) {
+            guard read(fd, &byte, 1) == 1 else { return nil }
+            head.append(byte)
+        }
+        let text = String(decoding: head, as: UTF8.self).lowercased()
+        guard let line = text.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+              let length = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) else { return 0 }
+        var got = 0
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while got < length {
+            let n = read(fd, &buf, min(buf.count, length - got))
+            if n <= 0 { return nil }
+            got += n
+            usleep(pauseEveryMillis * 1000)
+        }
+        return got
+    }
+
     static func write(_ fd: Int32, _ text: String) {
         let b = Array(text.utf8)
         _ = b.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -290,5 +313,26 @@ private final class ClientOnALoop: @unchecked Sendable {
         #expect(await client.idleConnections == 0)
         #expect(await client.call("http://127.0.0.1:\(server.port)/").status == 200)
         #expect(server.accepted.withLock { $0 } == 2)
+    }
+
+    /// A body far larger than a socket buffer goes out in several writes (waiting for the socket to drain),
+    /// and a provider that reads slowly still gets every byte once.
+    @Test func aLargeBodyGoesOutWholeThroughPartialWrites() async throws {
+        let received = LockedBox(0)
+        let server = try ScriptedServer { fd, _ in
+            guard let request = ScriptedServer.readRequestBytes(fd, pauseEveryMillis: 1) else { return }
+            received.withLock { $0 = request }
+            ScriptedServer.write(fd, ScriptedServer.ok)
+            ScriptedServer.answerAll(fd)
+        }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        let body = String(repeating: "0123456789abcdef", count: 512 * 1024)  // 8 MiB
+        let r = await client.call("http://127.0.0.1:\(server.port)/big", body: body)
+        #expect(r.error == nil)
+        #expect(r.status == 200)
+        #expect(received.withLock { $0 } == body.utf8.count)
+        #expect(await client.call("http://127.0.0.1:\(server.port)/after").status == 200)  // the connection is reusable
+        #expect(server.accepted.withLock { $0 } == 1)
     }
 }
