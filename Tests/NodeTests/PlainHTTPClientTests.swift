@@ -88,6 +88,15 @@ private final class ScriptedServer: @unchecked Sendable {
 
     static let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
+    /// A provider that takes one request, sends `text` (maybe nothing) and holds the connection for `micros`.
+    static func sending(_ text: String, thenHolding micros: UInt32) -> @Sendable (Int32, Int) -> Void {
+        { fd, _ in
+            _ = readRequest(fd)
+            if !text.isEmpty { write(fd, text) }
+            usleep(micros)
+        }
+    }
+
     /// Answers every request on the connection with `ok`.
     static func answerAll(_ fd: Int32) {
         while readRequest(fd) != nil { write(fd, ok) }
@@ -234,10 +243,7 @@ private final class ClientOnALoop: @unchecked Sendable {
     }
 
     @Test func aSilentProviderTimesOutWaitingForTheHead() async throws {
-        let server = try ScriptedServer { fd, _ in
-            _ = ScriptedServer.readRequest(fd)
-            usleep(2_000_000)
-        }
+        let server = try ScriptedServer(ScriptedServer.sending("", thenHolding: 2_000_000))
         defer { server.stop() }
         var timeouts = UpstreamTimeouts()
         timeouts.firstByte = 200
@@ -251,11 +257,7 @@ private final class ClientOnALoop: @unchecked Sendable {
     }
 
     @Test func aStalledBodyTimesOutAfterTheIdleTimeout() async throws {
-        let server = try ScriptedServer { fd, _ in
-            _ = ScriptedServer.readRequest(fd)
-            ScriptedServer.write(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-            usleep(2_000_000)
-        }
+        let server = try ScriptedServer(ScriptedServer.sending("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", thenHolding: 2_000_000))
         defer { server.stop() }
         var timeouts = UpstreamTimeouts()
         timeouts.idle = 200
@@ -287,11 +289,7 @@ private final class ClientOnALoop: @unchecked Sendable {
     }
 
     @Test func aMalformedResponseIsUnreachableAndTheConnectionDropped() async throws {
-        let server = try ScriptedServer { fd, _ in
-            _ = ScriptedServer.readRequest(fd)
-            ScriptedServer.write(fd, "HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n")
-            usleep(200_000)
-        }
+        let server = try ScriptedServer(ScriptedServer.sending("HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n", thenHolding: 200_000))
         defer { server.stop() }
         let client = try ClientOnALoop()
         let r = await client.call("http://127.0.0.1:\(server.port)/")
@@ -301,11 +299,8 @@ private final class ClientOnALoop: @unchecked Sendable {
     }
 
     @Test func anIdleConnectionTheProviderClosesLeavesThePool() async throws {
-        let server = try ScriptedServer { fd, _ in
-            _ = ScriptedServer.readRequest(fd)
-            ScriptedServer.write(fd, ScriptedServer.ok)
-            usleep(50_000)  // then closes: a keep-alive timeout on the provider's side
-        }
+        // Answers, then closes after 50 ms: a keep-alive timeout on the provider's side.
+        let server = try ScriptedServer(ScriptedServer.sending(ScriptedServer.ok, thenHolding: 50_000))
         defer { server.stop() }
         let client = try ClientOnALoop()
         #expect(await client.call("http://127.0.0.1:\(server.port)/").status == 200)

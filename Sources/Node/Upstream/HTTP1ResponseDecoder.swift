@@ -86,11 +86,7 @@ public struct HTTP1ResponseDecoder {
                 if head.status < 200 { continue }  // interim (100, 103): the final head follows
                 return .head(head)
             case .bodyLength(let remaining):
-                if available == 0 { return .needMore }
-                let n = min(available, remaining)
-                state = remaining == n ? .complete : .bodyLength(remaining - n)
-                pos += n
-                return .body(pos - n..<pos)
+                return body(remaining, available, &pos) { $0 == 0 ? .complete : .bodyLength($0) }
             case .chunkSize:
                 guard let lf = lineEnd(b, from: pos) else {
                     if available > Self.maxLineBytes { throw Failure("chunk size line longer than \(Self.maxLineBytes) bytes") }
@@ -100,11 +96,7 @@ public struct HTTP1ResponseDecoder {
                 pos = lf + 1
                 state = size == 0 ? .trailers : .chunkData(size)
             case .chunkData(let remaining):
-                if available == 0 { return .needMore }
-                let n = min(available, remaining)
-                state = remaining == n ? .chunkDataEnd : .chunkData(remaining - n)
-                pos += n
-                return .body(pos - n..<pos)
+                return body(remaining, available, &pos) { $0 == 0 ? .chunkDataEnd : .chunkData($0) }
             case .chunkDataEnd:
                 if available == 0 { return .needMore }
                 if b[pos] == 0x0A {
@@ -135,6 +127,16 @@ public struct HTTP1ResponseDecoder {
                 return .end
             }
         }
+    }
+
+    /// Up to `remaining` body bytes of the `available` ones at `pos`; `next` gives the state for what is
+    /// left after them.
+    private mutating func body(_ remaining: Int, _ available: Int, _ pos: inout Int, next: (Int) -> State) -> Step {
+        if available == 0 { return .needMore }
+        let n = min(available, remaining)
+        state = next(remaining - n)
+        pos += n
+        return .body(pos - n..<pos)
     }
 
     /// The connection reached its end (EOF) with nothing left to decode: fine only for a body delimited by

@@ -68,26 +68,27 @@ final class HostResolver: @unchecked Sendable {
 
     /// An IPv4 or IPv6 address literal as a socket address, or nil for a name.
     static func literal(_ host: String, port: UInt16) -> SocketAddress.Resolved? {
-        var storage = sockaddr_storage()
         var v4 = in_addr()
         if inet_pton(AF_INET, host, &v4) == 1 {
             var sin = sockaddr_in()
             sin.sin_family = sa_family_t(AF_INET)
             sin.sin_port = port.bigEndian
             sin.sin_addr = v4
-            withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: sin) { dst.copyMemory(from: $0) } }
-            return SocketAddress.Resolved(family: AF_INET, storage: storage, length: socklen_t(MemoryLayout<sockaddr_in>.size))
+            return resolved(sin, family: AF_INET)
         }
         var v6 = in6_addr()
-        if inet_pton(AF_INET6, host, &v6) == 1 {
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = port.bigEndian
-            sin6.sin6_addr = v6
-            withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: sin6) { dst.copyMemory(from: $0) } }
-            return SocketAddress.Resolved(family: AF_INET6, storage: storage, length: socklen_t(MemoryLayout<sockaddr_in6>.size))
-        }
-        return nil
+        guard inet_pton(AF_INET6, host, &v6) == 1 else { return nil }
+        var sin6 = sockaddr_in6()
+        sin6.sin6_family = sa_family_t(AF_INET6)
+        sin6.sin6_port = port.bigEndian
+        sin6.sin6_addr = v6
+        return resolved(sin6, family: AF_INET6)
+    }
+
+    private static func resolved<Address>(_ address: Address, family: Int32) -> SocketAddress.Resolved {
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: address) { dst.copyMemory(from: $0) } }
+        return SocketAddress.Resolved(family: family, storage: storage, length: socklen_t(MemoryLayout<Address>.size))
     }
 
     /// Blocking: background queue only.
