@@ -163,4 +163,13 @@ import Testing
             try PlainHTTPRequest.head(method: .POST, target: t, headers: [("bad name", "v")], bodyCount: 0)
         }
     }
+
+    @Test func anHTTPProxyInTheEnvironmentSendsPlainHTTPThroughCurl() {
+        let t = UpstreamTimeouts()
+        #expect(UpstreamPool(loops: 1, timeouts: t, environment: [:]).plainHTTPClient == .native)
+        #expect(UpstreamPool(loops: 1, timeouts: t, environment: ["http_proxy": ""]).plainHTTPClient == .native)
+        #expect(UpstreamPool(loops: 1, timeouts: t, environment: ["HTTP_PROXY": "http://proxy:3128"]).plainHTTPClient == .curl)
+        #expect(UpstreamPool(loops: 1, timeouts: t, environment: ["ALL_PROXY": "socks5://p:1080"]).plainHTTPClient == .curl)
+        #expect(UpstreamPool(loops: 1, timeouts: t, plainHTTPClient: .curl).plainHTTPClient == .curl)
+    }
 }

@@ -89,6 +89,9 @@ enum ServeCommand {
         guard let plainClient = UpstreamPool.PlainHTTPClientChoice(rawValue: p.string("plain-http-client") ?? "native") else {
             throw UsageError("--plain-http-client expects native or curl", commandPath: p.path)
         }
+        if plainClient == .native, let variable = UpstreamPool.proxyVariable(in: p.environment) {
+            log.info("plain-HTTP providers go through curl, which honours the HTTP proxy set in the environment", [("variable", .string(variable))])
+        }
         let keys = KeyCache(store: store, box: opened.box)
         // Arm the cache with the current revision now, so the first requests' keys are cached at once.
         keys.observe(revision: try await store.revision())
@@ -125,7 +128,7 @@ enum ServeCommand {
         keys.metrics = metrics
         usage.metrics = metrics
         let redisLinks = redisConnections
-        let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts, plainHTTPClient: plainClient), usage: usage,
+        let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts, plainHTTPClient: plainClient, environment: p.environment), usage: usage,
                                  limiter: limiter, log: log, nodeID: nodeID, metrics: metrics, accessLog: p.flag("access-log"))
         metrics.onScrape { m in
             m.set("llmp_open_connections", [], Double(serverBox.withLock { $0 }?.openConnections ?? 0))

@@ -13,11 +13,19 @@ final class UpstreamPool: @unchecked Sendable {
     let timeouts: UpstreamTimeouts
     let plainHTTPClient: PlainHTTPClientChoice
 
-    init(loops: Int, timeouts: UpstreamTimeouts, plainHTTPClient: PlainHTTPClientChoice = .native) {
+    /// With an HTTP proxy in the environment (`http_proxy`, `HTTP_PROXY` or `ALL_PROXY`, which curl
+    /// honours along with `no_proxy`), plain HTTP goes through curl as well, so it keeps using the proxy.
+    init(loops: Int, timeouts: UpstreamTimeouts, plainHTTPClient: PlainHTTPClientChoice = .native,
+         environment: [String: String] = [:]) {
         multis = Array(repeating: nil, count: loops)
         plainClients = Array(repeating: nil, count: loops)
         self.timeouts = timeouts
-        self.plainHTTPClient = plainHTTPClient
+        self.plainHTTPClient = Self.proxyVariable(in: environment) == nil ? plainHTTPClient : .curl
+    }
+
+    /// The first HTTP proxy variable set in `environment`, if any.
+    static func proxyVariable(in environment: [String: String]) -> String? {
+        ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"].first { !(environment[$0] ?? "").isEmpty }
     }
 
     /// A call to `url` on `loop`, not started yet.
