@@ -118,13 +118,14 @@ private final class ClientOnALoop: @unchecked Sendable {
 
     let group: EventLoopGroup
     var loop: EventLoop { group.loops[0] }
+    let stats = PlainHTTPStats()
     private var client: PlainHTTPClient?
 
     init(timeouts: UpstreamTimeouts = UpstreamTimeouts()) throws {
         group = try EventLoopGroup(loopCount: 1)
         let done = DispatchSemaphore(value: 0)
         loop.execute { [self] in
-            client = PlainHTTPClient(loop: loop, timeouts: timeouts)
+            client = PlainHTTPClient(loop: loop, timeouts: timeouts, stats: stats)
             done.signal()
         }
         done.wait()
@@ -177,6 +178,8 @@ private final class ClientOnALoop: @unchecked Sendable {
         }
         #expect(server.accepted.withLock { $0 } == 1)
         #expect(await client.idleConnections == 1)
+        #expect(client.stats.opened.load(ordering: .relaxed) == 1)
+        #expect(client.stats.idle.load(ordering: .relaxed) == 1)
     }
 
     @Test func aKeptAliveConnectionDyingUnderARequestIsRetriedOnceOnANewOne() async throws {
@@ -196,6 +199,7 @@ private final class ClientOnALoop: @unchecked Sendable {
         let second = await client.call("http://127.0.0.1:\(server.port)/")
         #expect(second.status == 200 && second.bodyText == "ok")
         #expect(server.accepted.withLock { $0 } == 2)
+        #expect(client.stats.retried.load(ordering: .relaxed) == 1)
     }
 
     @Test func aNewConnectionClosedWithoutAnAnswerIsUnreachableAndNotRetried() async throws {

@@ -128,7 +128,8 @@ enum ServeCommand {
         keys.metrics = metrics
         usage.metrics = metrics
         let redisLinks = redisConnections
-        let proxy = ProxyHandler(keys: keys, upstreams: UpstreamPool(loops: loops, timeouts: timeouts, plainHTTPClient: plainClient, environment: p.environment), usage: usage,
+        let upstreams = UpstreamPool(loops: loops, timeouts: timeouts, plainHTTPClient: plainClient, environment: p.environment)
+        let proxy = ProxyHandler(keys: keys, upstreams: upstreams, usage: usage,
                                  limiter: limiter, log: log, nodeID: nodeID, metrics: metrics, accessLog: p.flag("access-log"))
         metrics.onScrape { m in
             m.set("llmp_open_connections", [], Double(serverBox.withLock { $0 }?.openConnections ?? 0))
@@ -139,6 +140,9 @@ enum ServeCommand {
             m.setTotal("llmp_store_errors_total", ["usage_write"], Double(usage.failedBatches))
             m.setTotal("llmp_store_errors_total", ["key_lookup"], Double(proxy.keyLookupFailures.withLock { $0 }))
             m.set("llmp_key_cache_entries", [], Double(keys.count))
+            m.setTotal("llmp_upstream_connections_opened_total", [], Double(upstreams.plainStats.opened.load(ordering: .relaxed)))
+            m.setTotal("llmp_upstream_retries_total", [], Double(upstreams.plainStats.retried.load(ordering: .relaxed)))
+            m.set("llmp_upstream_idle_connections", [], Double(upstreams.plainStats.idle.load(ordering: .relaxed)))
             let mode = limiter.currentMode
             m.set("llmp_limiter_mode", ["global"], mode == "global" ? 1 : 0)
             m.set("llmp_limiter_mode", ["local"], mode == "global" ? 0 : 1)

@@ -1,5 +1,16 @@
 import CLinux
 import Glibc
+import Synchronization
+
+/// Counts of the own client's connections across every loop, read at scrape time.
+final class PlainHTTPStats: Sendable {
+    /// New TCP connections to providers.
+    let opened = Atomic<Int>(0)
+    /// Calls started over on a new connection because a kept-alive one died under them.
+    let retried = Atomic<Int>(0)
+    /// Kept-alive connections waiting for the next call.
+    let idle = Atomic<Int>(0)
+}
 
 /// Calls to plain `http://` providers (vLLM, Ollama, a TLS sidecar, …) over HTTP/1.1 connections of our
 /// own, for one event loop: no curl handle, no copies of the request beyond its head, one `sendmsg` and
@@ -13,6 +24,7 @@ final class PlainHTTPClient {
     let timeouts: UpstreamTimeouts
     let resolver: HostResolver
     let idleLifetimeNanos: UInt64
+    let stats: PlainHTTPStats
     static let maxIdlePerAuthority = 256
     private var idle: [String: IdleList] = [:]
     private(set) var idleCount = 0
@@ -22,7 +34,9 @@ final class PlainHTTPClient {
         var connections: [PlainHTTPConnection] = []
     }
 
-    init(loop: EventLoop, timeouts: UpstreamTimeouts, resolver: HostResolver = .shared, idleLifetimeNanos: UInt64 = 60_000_000_000) {
+    init(loop: EventLoop, timeouts: UpstreamTimeouts, resolver: HostResolver = .shared, idleLifetimeNanos: UInt64 = 60_000_000_000,
+         stats: PlainHTTPStats = PlainHTTPStats()) {
+        self.stats = stats
         self.loop = loop
         self.timeouts = timeouts
         self.resolver = resolver
@@ -44,7 +58,7 @@ final class PlainHTTPClient {
     /// The most recently parked connection to `authority`, taken out of the idle set.
     func takeIdle(_ authority: String) -> PlainHTTPConnection? {
         guard let list = idle[authority], let c = list.connections.popLast() else { return nil }
-        idleCount -= 1
+        changeIdleCount(by: -1)
         return c
     }
 
@@ -63,7 +77,7 @@ final class PlainHTTPClient {
         }
         c.parkedAt = monotonicNanos()
         list.connections.append(c)
-        idleCount += 1
+        changeIdleCount(by: 1)
         if sweepTimer == nil { scheduleSweep() }
     }
 
@@ -71,9 +85,14 @@ final class PlainHTTPClient {
     func parkedConnectionWoke(_ c: PlainHTTPConnection) {
         if let list = idle[c.authority], let i = list.connections.firstIndex(where: { $0 === c }) {
             list.connections.remove(at: i)
-            idleCount -= 1
+            changeIdleCount(by: -1)
         }
         c.close()
+    }
+
+    private func changeIdleCount(by n: Int) {
+        idleCount += n
+        stats.idle.add(n, ordering: .relaxed)
     }
 
     private func scheduleSweep() {
@@ -92,7 +111,7 @@ final class PlainHTTPClient {
             guard expired > 0 else { continue }
             for c in list.connections[..<expired] { c.close() }
             list.connections.removeFirst(expired)
-            idleCount -= expired
+            changeIdleCount(by: -expired)
         }
     }
 }

@@ -131,6 +131,7 @@ final class PlainTransfer: UpstreamCall {
             return connectNext(lastError: e)
         }
         let c = PlainHTTPConnection(fd: fd, authority: target.authority, client: client)
+        client.stats.opened.add(1, ordering: .relaxed)
         attach(c, reused: false)
         connecting = true
         do { try c.watch(.write) } catch {
@@ -341,6 +342,7 @@ final class PlainTransfer: UpstreamCall {
     private func connectionFailed(_ message: String) {
         if reused, received == 0, !retried, !headWasDelivered {
             retried = true
+            client.stats.retried.add(1, ordering: .relaxed)
             dropConnection()
             written = 0
             writing = false

@@ -12,6 +12,8 @@ final class UpstreamPool: @unchecked Sendable {
     private var plainClients: [PlainHTTPClient?]
     let timeouts: UpstreamTimeouts
     let plainHTTPClient: PlainHTTPClientChoice
+    /// The own client's connection counts, over every loop.
+    let plainStats = PlainHTTPStats()
 
     /// With an HTTP proxy in the environment (`http_proxy`, `HTTP_PROXY` or `ALL_PROXY`, which curl
     /// honours along with `no_proxy`), plain HTTP goes through curl as well, so it keeps using the proxy.
@@ -47,7 +49,7 @@ final class UpstreamPool: @unchecked Sendable {
     func plainClient(for loop: EventLoop) -> PlainHTTPClient {
         loop.assertInLoop()
         if let c = plainClients[loop.index] { return c }
-        let c = PlainHTTPClient(loop: loop, timeouts: timeouts)
+        let c = PlainHTTPClient(loop: loop, timeouts: timeouts, stats: plainStats)
         plainClients[loop.index] = c
         return c
     }
