@@ -111,7 +111,7 @@ public final class Metrics: @unchecked Sendable {
     }
 
     public func add(_ name: String, _ labels: [String] = [], _ value: Double = 1) {
-        state.withLock { $0.counters[name]?.add(labels, value, maxSeries: maxSeries) }
+        update { $0.add(name, labels, value) }
     }
 
     /// Sets a counter to a total kept elsewhere (read at scrape time).
@@ -124,7 +124,26 @@ public final class Metrics: @unchecked Sendable {
     }
 
     public func observe(_ name: String, _ labels: [String] = [], _ value: Double) {
-        state.withLock { $0.histograms[name]?.observe(labels, value, maxSeries: maxSeries) }
+        update { $0.observe(name, labels, value) }
+    }
+
+    /// Several updates under one acquisition of the lock (a proxied request makes five or six).
+    public func update(_ body: (Updates) -> Void) {
+        state.withLock { s in body(Updates(state: s, maxSeries: maxSeries)) }
+    }
+
+    /// Updates inside `update`: the metrics are classes, changed in place while the lock is held.
+    public struct Updates {
+        fileprivate let state: State
+        fileprivate let maxSeries: Int
+
+        public func add(_ name: String, _ labels: [String] = [], _ value: Double = 1) {
+            state.counters[name]?.add(labels, value, maxSeries: maxSeries)
+        }
+
+        public func observe(_ name: String, _ labels: [String] = [], _ value: Double) {
+            state.histograms[name]?.observe(labels, value, maxSeries: maxSeries)
+        }
     }
 
     public func onScrape(_ collect: @escaping @Sendable (Metrics) -> Void) {

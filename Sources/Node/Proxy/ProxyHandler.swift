@@ -149,9 +149,8 @@ struct ProxyHandler: Sendable {
                                  actualTokens: tokens.prompt + tokens.completion)
         }
         let provider = rk.connection.provider.rawValue
-        record(route: route, provider: provider, status: relay.status == 0 ? 499 : relay.status, started: started, upstreamNanos: upstreamNanos)
-        metrics.add("llmp_tokens_total", [rk.key.id, facts.model ?? "", "prompt"], Double(tokens.prompt))
-        metrics.add("llmp_tokens_total", [rk.key.id, facts.model ?? "", "completion"], Double(tokens.completion))
+        record(route: route, provider: provider, status: relay.status == 0 ? 499 : relay.status, started: started, upstreamNanos: upstreamNanos,
+               tokens: (rk.key.id, facts.model ?? "", tokens))
         logRequest(keyID: rk.key.id, status: relay.status, [("model", .string(facts.model ?? "")), ("stream", .bool(facts.stream)),
                                                             ("prompt_tokens", .int(Int(tokens.prompt))), ("completion_tokens", .int(Int(tokens.completion))),
                                                             ("estimated", .bool(estimated))])
@@ -164,13 +163,21 @@ struct ProxyHandler: Sendable {
         }
     }
 
-    private func record(route: String, provider: String, status: Int, started: UInt64, upstreamNanos: UInt64) {
+    /// A request's metrics, under one lock acquisition: count, durations and (when it reached a provider) tokens.
+    private func record(route: String, provider: String, status: Int, started: UInt64, upstreamNanos: UInt64,
+                        tokens: (keyID: String, model: String, usage: TokenUsage)? = nil) {
         let total = Double(monotonicNanos() - started) / 1e9
-        metrics.add("llmp_requests_total", [route, provider, String(status)])
-        metrics.observe("llmp_request_duration_seconds", [route], total)
-        if upstreamNanos > 0 {
-            metrics.observe("llmp_upstream_duration_seconds", [provider], Double(upstreamNanos) / 1e9)
-            metrics.observe("llmp_proxy_overhead_seconds", [], max(0, total - Double(upstreamNanos) / 1e9))
+        metrics.update { m in
+            m.add("llmp_requests_total", [route, provider, String(status)])
+            m.observe("llmp_request_duration_seconds", [route], total)
+            if upstreamNanos > 0 {
+                m.observe("llmp_upstream_duration_seconds", [provider], Double(upstreamNanos) / 1e9)
+                m.observe("llmp_proxy_overhead_seconds", [], max(0, total - Double(upstreamNanos) / 1e9))
+            }
+            if let tokens {
+                m.add("llmp_tokens_total", [tokens.keyID, tokens.model, "prompt"], Double(tokens.usage.prompt))
+                m.add("llmp_tokens_total", [tokens.keyID, tokens.model, "completion"], Double(tokens.usage.completion))
+            }
         }
     }
 
