@@ -21,6 +21,25 @@ import Testing
         #expect(heap.count == 1)
     }
 
+    @Test func cancelledTimersDoNotPileUpInTheHeap() {
+        var heap = TimerHeap()
+        nonisolated(unsafe) var fired: [UInt64] = []
+        // Like requests: each schedules a far deadline and cancels it soon after; a few stay live.
+        for i in 0..<100_000 {
+            let id = heap.schedule(at: 1_000_000 + UInt64(i)) {}
+            if i % 1000 != 0 { heap.cancel(id) }
+        }
+        #expect(heap.count == 100)
+        #expect(heap.storedEntries <= 2 * 100 + 64 + 1)
+        for i in 0..<10 {
+            let d = UInt64(500 + i)
+            _ = heap.schedule(at: d) { fired.append(d) }
+        }
+        for a in heap.popExpired(now: 600) { a() }
+        #expect(fired == (0..<10).map { UInt64(500 + $0) })  // still in deadline order after rebuilds
+        #expect(heap.nextDeadline() == 1_000_000)
+    }
+
     @Test func executeRunsWorkOnTheLoopThread() async throws {
         let group = try EventLoopGroup(loopCount: 1)
         defer { group.shutdown() }

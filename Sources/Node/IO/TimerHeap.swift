@@ -1,4 +1,7 @@
-/// A min-heap of deadlines for one event loop. Cancelled timers are dropped lazily when they reach the top.
+/// A min-heap of deadlines for one event loop. Cancelled timers are dropped lazily when they reach the top,
+/// and the heap is rebuilt from the live ones whenever cancelled entries outnumber them (most timers are
+/// cancelled long before their deadline — a request's 120 s timeout ends with the request — so without
+/// the rebuild the heap would hold every request of the last two minutes).
 struct TimerHeap {
     struct Entry {
         var deadline: UInt64
@@ -22,7 +25,21 @@ struct TimerHeap {
     }
 
     mutating func cancel(_ id: UInt64) {
-        actions[id] = nil
+        guard actions.removeValue(forKey: id) != nil else { return }
+        if heap.count > 2 * actions.count + 64 { compact() }
+    }
+
+    /// Entries held, live or cancelled (for tests).
+    var storedEntries: Int { heap.count }
+
+    /// Keeps only live entries and restores the heap order bottom-up, in O(n).
+    private mutating func compact() {
+        heap.removeAll { actions[$0.id] == nil }
+        var i = heap.count / 2
+        while i > 0 {
+            i -= 1
+            siftDown(i)
+        }
     }
 
     /// The earliest live deadline, discarding cancelled entries on the way.
