@@ -49,3 +49,4 @@ t1=$(ticks_of "$pid")
 requests=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
 echo "$out"
 echo "node CPU µs/request: $(awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v n="$requests" 'BEGIN{ if (n>0) printf "%.1f", (b-a)/hz*1e6/n; else print "nan"}')"
+echo "node RSS KiB: $(rss_kib "$pid")"
