@@ -41,6 +41,8 @@ public final class ChildProcess: @unchecked Sendable {
     private let output = Pipe()
     private let lock = NSLock()
     private var captured = Data()
+    /// The reader saw the end of the output (every writer closed it).
+    private var outputEnded = false
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
@@ -54,10 +56,11 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardError = output
         output.fileHandleForReading.readabilityHandler = { [weak self] h in
             let d = h.availableData
-            guard let self, !d.isEmpty else { return }
+            guard let self else { return }
             self.lock.lock()
-            self.captured.append(d)
+            if d.isEmpty { self.outputEnded = true } else { self.captured.append(d) }
             self.lock.unlock()
+            if d.isEmpty { h.readabilityHandler = nil }
         }
         try process.run()
     }
@@ -67,6 +70,19 @@ public final class ChildProcess: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return String(decoding: captured, as: UTF8.self)
+    }
+
+    /// Waits until the reader has seen the end of the output (after the process exited, its last bytes may
+    /// still be on their way to the reader), or `timeout` (a daemon the child started may hold the pipe).
+    public func waitForOutputEnd(timeout: TimeInterval = 5) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            lock.lock()
+            let ended = outputEnded
+            lock.unlock()
+            if ended { return }
+            usleep(2_000)
+        }
     }
 
     /// Waits until the output contains `text`.
@@ -117,7 +133,7 @@ public final class ChildProcess: @unchecked Sendable {
     private func auditOutput() {
         guard auditsSecrets, !audited else { return }
         audited = true
-        usleep(20_000)  // the last output may still be in flight to the reader
+        waitForOutputEnd(timeout: 2)
         let text = outputText
         for secret in TestSecrets.all where text.contains(secret) {
             fatalError("a secret (\(secret.prefix(6))…) reached the output of \(process.executableURL?.lastPathComponent ?? "?") \(process.arguments?.first ?? "")")
@@ -144,6 +160,6 @@ public func runCommand(_ executable: String, _ arguments: [String], environment:
                        timeout: TimeInterval = 30) throws -> (status: Int32, output: String) {
     let child = try ChildProcess(executable, arguments, environment: environment)
     let status = child.waitForExit(timeout: timeout)
-    usleep(20_000)
+    child.waitForOutputEnd()
     return (status, child.outputText)
 }
