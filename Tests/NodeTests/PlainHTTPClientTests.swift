@@ -202,6 +202,25 @@ private final class ClientOnALoop: @unchecked Sendable {
         #expect(client.stats.retried.load(ordering: .relaxed) == 1)
     }
 
+    /// A provider that took the whole request on a kept-alive connection and died a while later may have
+    /// run it (a generation billed): that call fails instead of running twice.
+    @Test func aKeptAliveConnectionDyingLongAfterTheRequestIsNotRetried() async throws {
+        let server = try ScriptedServer { fd, index in
+            guard index == 0 else { return ScriptedServer.answerAll(fd) }
+            _ = ScriptedServer.readRequest(fd)
+            ScriptedServer.write(fd, ScriptedServer.ok)
+            _ = ScriptedServer.readRequest(fd)
+            usleep(400_000)  // "working" past the stale-connection window, then gone
+        }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        #expect(await client.call("http://127.0.0.1:\(server.port)/").status == 200)
+        let second = await client.call("http://127.0.0.1:\(server.port)/")
+        guard case .unreachable = second.error else { Issue.record("expected unreachable, got \(String(describing: second.result))"); return }
+        #expect(server.accepted.withLock { $0 } == 1)
+        #expect(client.stats.retried.load(ordering: .relaxed) == 0)
+    }
+
     @Test func aNewConnectionClosedWithoutAnAnswerIsUnreachableAndNotRetried() async throws {
         let server = try ScriptedServer { fd, _ in _ = ScriptedServer.readRequest(fd) }
         defer { server.stop() }

@@ -34,6 +34,11 @@ final class PlainTransfer: UpstreamCall {
     private var writing = false
     private var decoder: HTTP1ResponseDecoder
     private var received = 0
+    /// When the whole request had gone out (0 before).
+    private var sentAt: UInt64 = 0
+    /// A kept-alive connection that fails this soon after the request went out was closed by the provider
+    /// as it idled (the race every keep-alive client meets); later, the provider may have acted on it.
+    static let staleConnectionWindowNanos: UInt64 = 250_000_000
     /// Bytes read but not yet consumed; while paused it starts with `pendingBody` bytes of decoded body.
     private var carry: [UInt8] = []
     private var pendingBody = 0
@@ -227,6 +232,7 @@ final class PlainTransfer: UpstreamCall {
             return connectionFailed("sending the request failed: \(String(cString: strerror(e)))")
         }
         writing = false
+        sentAt = monotonicNanos()
         do { try c.watch(.read) } catch { connectionFailed(error.description) }
     }
 
@@ -338,14 +344,18 @@ final class PlainTransfer: UpstreamCall {
         finish(.success(()))
     }
 
-    /// The connection failed. On a reused connection with no response byte yet, start over once on a new one.
+    /// The connection failed. On a reused connection with no response byte yet, start over once on a new
+    /// one — if the request had not all gone out, or the failure came within the stale-connection window
+    /// (a provider that took the whole request and died later may have run it: no second run).
     private func connectionFailed(_ message: String) {
-        if reused, received == 0, !retried, !headWasDelivered {
+        let soonAfterSending = sentAt == 0 || monotonicNanos() &- sentAt < Self.staleConnectionWindowNanos
+        if reused, received == 0, !retried, !headWasDelivered, soonAfterSending {
             retried = true
             client.stats.retried.add(1, ordering: .relaxed)
             dropConnection()
             written = 0
             writing = false
+            sentAt = 0
             decoder = HTTP1ResponseDecoder(requestWasHEAD: isHEAD)
             begin(allowReuse: false)
             return
