@@ -104,7 +104,10 @@ import TestSupport
         let first = r["first_chunk_s"] as? Double ?? 99
         let total = r["total_s"] as? Double ?? 0
         #expect(total >= 1.2)
-        #expect(first < 0.6, "first chunk after \(first)s of \(total)s")
+        // The mock sends the first chunk at once and four more 250 ms apart: a relay that held anything back
+        // would deliver the first chunk less than a second before the end. (Measured from before the SDK
+        // builds its client, so the absolute time moves with the machine's load.)
+        #expect(total - first >= 0.95, "first chunk after \(first)s of \(total)s")
     }
 
     @Test(arguments: PlainHTTPClients.all) func clientDisconnectMidStreamCancelsTheUpstream(client: String) throws {
