@@ -1,8 +1,8 @@
 import Storage
 
 /// Queues usage records and writes them to the store in batches: every second, or sooner when a batch
-/// is full. Batches go to the store's background lane (a thread that only runs when the CPU is otherwise
-/// idle, so writing never delays a request); a batch whose oldest record has waited longer than
+/// is full. Batches go to the store's background lane (a nice-19 thread that yields the CPU to the
+/// event loops, so writing does not delay requests); a batch whose oldest record has waited longer than
 /// `catchUpAfterMillis` — the background lane is starved by a saturated node — goes to the normal lane,
 /// as does the final flush. A failed batch stays at the head of the queue and is retried with backoff, so accepted
 /// records survive a store outage; the queue holds at most `capacity` records (beyond that new records
