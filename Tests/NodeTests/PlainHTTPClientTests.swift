@@ -265,30 +265,30 @@ private final class ClientOnALoop: @unchecked Sendable {
         #expect(server.accepted.withLock { $0 } == 2)
     }
 
-    @Test func aSilentProviderTimesOutWaitingForTheHead() async throws {
-        let server = try ScriptedServer(ScriptedServer.sending("", thenHolding: 2_000_000))
+    /// One call to a provider that sends `text` and then holds the connection for 2 s; the timeout message
+    /// and how long the call took.
+    private func timedOutCall(sending text: String, _ configure: (inout UpstreamTimeouts) -> Void) async throws -> (ClientOnALoop.Outcome, String?, Double) {
+        let server = try ScriptedServer(ScriptedServer.sending(text, thenHolding: 2_000_000))
         defer { server.stop() }
         var timeouts = UpstreamTimeouts()
-        timeouts.firstByte = 200
+        configure(&timeouts)
         let client = try ClientOnALoop(timeouts: timeouts)
         let start = monotonicNanos()
         let r = await client.call("http://127.0.0.1:\(server.port)/")
-        let elapsed = Double(monotonicNanos() - start) / 1e9
-        guard case .timeout(let m) = r.error else { Issue.record("expected a timeout, got \(String(describing: r.result))"); return }
-        #expect(m.contains("0.2s"))
+        let message: String? = if case .timeout(let m) = r.error { m } else { nil }
+        return (r, message, Double(monotonicNanos() - start) / 1e9)
+    }
+
+    @Test func aSilentProviderTimesOutWaitingForTheHead() async throws {
+        let (r, message, elapsed) = try await timedOutCall(sending: "") { $0.firstByte = 200 }
+        #expect(message?.contains("0.2s") == true, "got \(String(describing: r.result))")
         #expect(elapsed >= 0.19 && elapsed < 1.5)
     }
 
     @Test func aStalledBodyTimesOutAfterTheIdleTimeout() async throws {
-        let server = try ScriptedServer(ScriptedServer.sending("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", thenHolding: 2_000_000))
-        defer { server.stop() }
-        var timeouts = UpstreamTimeouts()
-        timeouts.idle = 200
-        let client = try ClientOnALoop(timeouts: timeouts)
-        let r = await client.call("http://127.0.0.1:\(server.port)/")
+        let (r, message, _) = try await timedOutCall(sending: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc") { $0.idle = 200 }
         #expect(r.status == 200 && r.bodyText == "abc")
-        guard case .timeout(let m) = r.error else { Issue.record("expected a timeout, got \(String(describing: r.result))"); return }
-        #expect(m.contains("sent nothing"))
+        #expect(message?.contains("sent nothing") == true, "got \(String(describing: r.result))")
     }
 
     @Test func aRefusedConnectionIsUnreachable() async throws {
