@@ -42,7 +42,8 @@ final class Relay: @unchecked Sendable {
         await withCheckedContinuation { (done: CheckedContinuation<Outcome, Never>) in
             transfer.onHead = { [self] head in
                 status = head.status
-                declaredLength = head.headers["content-length"].flatMap { Int($0) }
+                // (A length beside a transfer coding does not frame the body.)
+                declaredLength = head.headers["transfer-encoding"] == nil ? head.headers["content-length"].flatMap { Int($0) } : nil
                 var h = HTTPHeaders(capacity: head.headers.count + extraHeaders.count + 2)
                 let isSSE = (head.headers["content-type"] ?? "").hasPrefix("text/event-stream")
                 for (name, value) in head.headers where !ProviderRouting.droppedResponseHeaders.contains(name) {
