@@ -26,12 +26,14 @@ public final class ProxyStack: @unchecked Sendable {
         let conn = try runCommand(proxyBinary, ["connection", "add", "--name", "Mock", "--provider", provider,
                                                 "--endpoint", "http://127.0.0.1:\(mockPort)\(endpointPath)", "--api-key", providerKey, "--output", "json"],
                                   environment: env)
-        guard conn.status == 0, let c = try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any],
-              let cid = c["id"] as? String else { throw ChildError(description: "connection add failed: \(conn.output)") }
+        guard conn.status == 0, let c = (try? JSONSerialization.jsonObject(with: Data(conn.output.utf8))) as? [String: Any],
+              let cid = c["id"] as? String else { throw ChildError(description: "connection add failed (exit \(conn.status)): \(conn.output.debugDescription)") }
         connectionID = cid
         let vk = try runCommand(proxyBinary, ["vkey", "add", "--name", "test-key", "--conn-id", cid, "--output", "json"] + keyArgs, environment: env)
-        guard vk.status == 0, let k = try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any],
-              let kid = k["id"] as? String, let secret = k["key"] as? String else { throw ChildError(description: "vkey add failed: \(vk.output)") }
+        guard vk.status == 0, let k = (try? JSONSerialization.jsonObject(with: Data(vk.output.utf8))) as? [String: Any],
+              let kid = k["id"] as? String, let secret = k["key"] as? String else {
+            throw ChildError(description: "vkey add failed (exit \(vk.status)): \(vk.output.replacingOccurrences(of: #""key" : "sk-llmp-[^"]*""#, with: #""key" : "…""#, options: .regularExpression).debugDescription)")
+        }
         keyID = kid
         key = secret
         TestSecrets.register(secret)

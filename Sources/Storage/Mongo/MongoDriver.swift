@@ -133,7 +133,8 @@ struct MongoCollection {
     /// Unordered insert of many; returns the errors of documents that failed (duplicates included).
     func insertMany(_ docs: [BSONDocument]) throws(MongoError) {
         let errors = MongoErrorBox()
-        let opts = try? BSONDocument(json: #"{"ordered": false}"#)
+        // Acknowledged only once journaled: an accepted usage batch must survive the server restarting.
+        let opts = try? BSONDocument(json: #"{"ordered": false, "writeConcern": {"w": 1, "j": true}}"#)
         let reply = BSONDocument()
         var pointers: [OpaquePointer?] = docs.map { $0.pointer }
         let ok = pointers.withUnsafeMutableBufferPointer { buf in
