@@ -109,6 +109,7 @@ import Testing
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1234567890abcdef0\r\n", "too large"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "longer than its size"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=\u{01}\r\nab\r\n0\r\n\r\n", "chunk extension"),
         ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "before the end of the response body"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "before the end of the response body"),
         ("HTTP/1.1 200 OK\r\nContent-Le", "before a complete response head"),

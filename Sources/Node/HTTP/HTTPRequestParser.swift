@@ -363,25 +363,12 @@ public struct HTTPRequestParser {
     }
 
     private func parseChunkSize(_ line: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> Int {
-        var size = 0
-        var digits = 0
-        var i = 0
-        while i < line.count, let v = hexValue(line[i]) {
-            digits += 1
-            if digits > 15 { throw HTTPParseError(.badRequest, "chunk size too large") }
-            size = size << 4 | v
-            i += 1
+        switch ChunkSizeLine.parse(line) {
+        case .success(let size): return size
+        case .failure(.tooLarge): throw HTTPParseError(.badRequest, "chunk size too large")
+        case .failure(.invalid): throw HTTPParseError(.badRequest, "invalid chunk size")
+        case .failure(.badExtension): throw HTTPParseError(.badRequest, "invalid character in chunk extension")
         }
-        if digits == 0 { throw HTTPParseError(.badRequest, "invalid chunk size") }
-        // Optional chunk extensions: BWS ";" name [= value] ...; validated loosely but strictly bounded.
-        while i < line.count, line[i] == sp || line[i] == ht { i += 1 }
-        if i < line.count {
-            guard line[i] == 0x3B else { throw HTTPParseError(.badRequest, "invalid chunk size") }
-            for b in UnsafeBufferPointer(rebasing: line[i...]) where (b < 0x20 && b != ht) || b == 0x7F {
-                throw HTTPParseError(.badRequest, "invalid character in chunk extension")
-            }
-        }
-        return size
     }
 }
 
@@ -424,16 +411,6 @@ private let ht: UInt8 = 0x09
 
 @inline(__always)
 private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
-
-@inline(__always)
-private func hexValue(_ b: UInt8) -> Int? {
-    switch b {
-    case 0x30...0x39: Int(b - 0x30)
-    case 0x41...0x46: Int(b - 0x41 + 10)
-    case 0x61...0x66: Int(b - 0x61 + 10)
-    default: nil
-    }
-}
 
 /// RFC 9110 tchar.
 @inline(__always)

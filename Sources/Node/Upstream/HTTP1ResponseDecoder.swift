@@ -312,29 +312,14 @@ public struct HTTP1ResponseDecoder {
         return (Int(line[7] - 0x30), code)
     }
 
-    /// A chunk-size line (without its LF): hex digits, optional whitespace and extensions, optional CR.
+    /// A chunk-size line (without its LF, with or without its CR).
     private static func chunkSize(_ line: UnsafeBufferPointer<UInt8>) throws(Failure) -> Int {
-        var end = line.count
-        if end > 0, line[end - 1] == 0x0D { end -= 1 }
-        var size = 0, digits = 0, i = 0
-        while i < end, let v = hexValue(line[i]) {
-            guard digits < 15 else { throw Failure("chunk size too large") }
-            size = size << 4 | v
-            digits += 1
-            i += 1
-        }
-        guard digits > 0 else { throw Failure("malformed chunk size") }
-        while i < end, line[i] == 0x20 || line[i] == 0x09 { i += 1 }
-        guard i == end || line[i] == 0x3B else { throw Failure("malformed chunk size") }
-        return size
-    }
-
-    private static func hexValue(_ c: UInt8) -> Int? {
-        switch c {
-        case 0x30...0x39: Int(c - 0x30)
-        case 0x41...0x46: Int(c - 0x41 + 10)
-        case 0x61...0x66: Int(c - 0x61 + 10)
-        default: nil
+        let end = line.count > 0 && line[line.count - 1] == 0x0D ? line.count - 1 : line.count
+        switch ChunkSizeLine.parse(UnsafeBufferPointer(rebasing: line[0..<end])) {
+        case .success(let size): return size
+        case .failure(.tooLarge): throw Failure("chunk size too large")
+        case .failure(.invalid): throw Failure("malformed chunk size")
+        case .failure(.badExtension): throw Failure("invalid character in a chunk extension")
         }
     }
 }

@@ -96,7 +96,7 @@ final class HostResolver: @unchecked Sendable {
         var hints = addrinfo()
         hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG
         hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_socktype = llmp_sock_stream
         var list: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host, String(port), &hints, &list)
         guard rc == 0, let list else {

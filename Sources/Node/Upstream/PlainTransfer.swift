@@ -123,7 +123,7 @@ final class PlainTransfer: UpstreamCall {
         }
         var a = addresses[addressIndex]
         addressIndex += 1
-        let fd = socket(a.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(a.family, llmp_sock_stream | llmp_sock_nonblock_cloexec, 0)
         guard fd >= 0 else { return connectNext(lastError: String(cString: strerror(errno))) }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
