@@ -43,6 +43,28 @@ enum SocketAddress {
         var family: Int32
         var storage: sockaddr_storage
         var length: socklen_t
+
+        /// A copy of one `getaddrinfo` result's address.
+        init(_ info: addrinfo) {
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { dst in
+                dst.copyMemory(from: UnsafeRawBufferPointer(start: info.ai_addr, count: Int(info.ai_addrlen)))
+            }
+            self.init(family: info.ai_family, storage: storage, length: info.ai_addrlen)
+        }
+
+        /// A copy of a `sockaddr_in` or `sockaddr_in6`.
+        init<Address>(copying address: Address, family: Int32) {
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: address) { dst.copyMemory(from: $0) } }
+            self.init(family: family, storage: storage, length: socklen_t(MemoryLayout<Address>.size))
+        }
+
+        init(family: Int32, storage: sockaddr_storage, length: socklen_t) {
+            self.family = family
+            self.storage = storage
+            self.length = length
+        }
     }
 
     static func resolve(_ hp: HostPort) throws(SystemError) -> Resolved {
@@ -56,11 +78,7 @@ enum SocketAddress {
             throw SystemError("getaddrinfo(\(hp.host))", errno: rc == EAI_SYSTEM ? Glibc.errno : EINVAL)
         }
         defer { freeaddrinfo(result) }
-        var storage = sockaddr_storage()
-        withUnsafeMutableBytes(of: &storage) { dst in
-            dst.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen)))
-        }
-        return Resolved(family: first.pointee.ai_family, storage: storage, length: first.pointee.ai_addrlen)
+        return Resolved(first.pointee)
     }
 
     /// The port a bound socket actually got (for port 0).

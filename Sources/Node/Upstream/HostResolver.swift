@@ -74,7 +74,7 @@ final class HostResolver: @unchecked Sendable {
             sin.sin_family = sa_family_t(AF_INET)
             sin.sin_port = port.bigEndian
             sin.sin_addr = v4
-            return resolved(sin, family: AF_INET)
+            return SocketAddress.Resolved(copying: sin, family: AF_INET)
         }
         var v6 = in6_addr()
         guard inet_pton(AF_INET6, host, &v6) == 1 else { return nil }
@@ -82,13 +82,7 @@ final class HostResolver: @unchecked Sendable {
         sin6.sin6_family = sa_family_t(AF_INET6)
         sin6.sin6_port = port.bigEndian
         sin6.sin6_addr = v6
-        return resolved(sin6, family: AF_INET6)
-    }
-
-    private static func resolved<Address>(_ address: Address, family: Int32) -> SocketAddress.Resolved {
-        var storage = sockaddr_storage()
-        withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: address) { dst.copyMemory(from: $0) } }
-        return SocketAddress.Resolved(family: family, storage: storage, length: socklen_t(MemoryLayout<Address>.size))
+        return SocketAddress.Resolved(copying: sin6, family: AF_INET6)
     }
 
     /// Blocking: background queue only.
@@ -106,11 +100,7 @@ final class HostResolver: @unchecked Sendable {
         var out: Addresses = []
         var p: UnsafeMutablePointer<addrinfo>? = list
         while let a = p {
-            var storage = sockaddr_storage()
-            withUnsafeMutableBytes(of: &storage) { dst in
-                dst.copyMemory(from: UnsafeRawBufferPointer(start: a.pointee.ai_addr, count: Int(a.pointee.ai_addrlen)))
-            }
-            out.append(SocketAddress.Resolved(family: a.pointee.ai_family, storage: storage, length: a.pointee.ai_addrlen))
+            out.append(SocketAddress.Resolved(a.pointee))
             p = a.pointee.ai_next
         }
         return out.isEmpty ? .failure(Failure(description: "no addresses for \(host)")) : .success(out)
