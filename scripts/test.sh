@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
 export LLM_PROXY_TEST_VENV="$PWD/.venv"
 
+# Builds before the node released libmongoc's counter segment at start left /dev/shm/mongoc-PID behind
+# when killed; a new process given such an id prints a plain-text warning before its first log line.
+for segment in /dev/shm/mongoc-*; do
+  [ -e "$segment" ] && [ ! -d "/proc/${segment##*-}" ] && rm -f "$segment"
+done
+
 log=$(mktemp /tmp/llmp-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
 

@@ -23,7 +23,7 @@ import TestSupport
         return try c.readResponse()
     }
 
-    func cli(_ args: [String], _ node: Node) throws -> (status: Int32, output: String) {
+    func cli(_ args: [String], _ node: Node) throws -> CommandResult {
         try runCommand(BuiltProducts.path("llm-proxy"), ["--server", node.url, "--admin-key", Self.adminKey] + args, environment: ["LLM_PROXY_DATABASE_URL": "sqlite:/nonexistent/never-used.db"])
     }
 
@@ -50,10 +50,10 @@ import TestSupport
                             "--api-key", "sk-upstream-secret", "--output", "json"], a)
         #expect(conn.status == 0, "\(conn.output)")
         #expect(!conn.output.contains("sk-upstream-secret"))
-        let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any])["id"] as! String
+        let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.stdout.utf8)) as? [String: Any])["id"] as! String
         let vk = try cli(["vkey", "add", "--name", "app", "--conn-id", connID, "--output", "json"], a)
         #expect(vk.status == 0, "\(vk.output)")
-        let created = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])
+        let created = try #require(try JSONSerialization.jsonObject(with: Data(vk.stdout.utf8)) as? [String: Any])
         let keyID = created["id"] as! String, key = created["key"] as! String
         TestSecrets.register(key)
         TestSecrets.register("sk-upstream-secret")
@@ -90,10 +90,10 @@ import TestSupport
         defer { node.process.stop() }
         let conn = try cli(["connection", "add", "--name", "c-\(backend.rawValue)", "--provider", "anthropic", "--api-key", "sk-ant-secret", "--output", "json"], node)
         #expect(conn.status == 0, "\(conn.output)")
-        let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any])["id"] as! String
+        let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.stdout.utf8)) as? [String: Any])["id"] as! String
         let vk = try cli(["vkey", "add", "--name", "k", "--conn-id", connID, "--tps", "2", "--models", "claude-3-5-haiku-latest", "--output", "json"], node)
         #expect(vk.status == 0, "\(vk.output)")
-        let keyID = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])["id"] as! String
+        let keyID = try #require(try JSONSerialization.jsonObject(with: Data(vk.stdout.utf8)) as? [String: Any])["id"] as! String
         let shown = try cli(["vkey", "show", keyID, "--output", "json"], node)
         #expect(shown.output.contains("\"tps\" : 2"))
         #expect(try cli(["vkey", "update", keyID, "--tokens", "5000"], node).status == 0)

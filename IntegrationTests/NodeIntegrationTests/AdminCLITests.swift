@@ -6,7 +6,7 @@ import TestSupport
 @Suite struct AdminCLITests {
     let binary = BuiltProducts.path("llm-proxy")
 
-    func cli(_ args: [String], _ env: [String: String]) throws -> (status: Int32, output: String) {
+    func cli(_ args: [String], _ env: [String: String]) throws -> CommandResult {
         try runCommand(binary, args, environment: env)
     }
 
@@ -31,7 +31,7 @@ import TestSupport
         let add = try cli(["connection", "add", "--name", "OpenAI-Prod", "--provider", "openai", "--api-key", "sk-provider-secret-1", "--output", "json"], env)
         #expect(add.status == 0, "\(add.output)")
         #expect(!add.output.contains("sk-provider-secret-1"))
-        let conn = try #require(try json(add.output) as? [String: Any])
+        let conn = try #require(try json(add.stdout) as? [String: Any])
         let connID = try #require(conn["id"] as? String)
 
         let dup = try cli(["connection", "add", "--name", "OpenAI-Prod", "--provider", "openai", "--api-key", "x"], env)
@@ -41,7 +41,7 @@ import TestSupport
         // Global flags before the subcommand work too.
         let key = try cli(["--output", "json", "vkey", "add", "--name", "Intern-Key", "--conn-id", connID, "--tps", "2", "--tokens", "1000"], env)
         #expect(key.status == 0, "\(key.output)")
-        let created = try #require(try json(key.output) as? [String: Any])
+        let created = try #require(try json(key.stdout) as? [String: Any])
         let keyID = try #require(created["id"] as? String)
         let secret = try #require(created["key"] as? String)
         #expect(secret.hasPrefix("sk-llmp-"))
@@ -52,7 +52,7 @@ import TestSupport
 
         let update = try cli(["vkey", "update", keyID, "--disable", "--tps", "0.5"], env)
         #expect(update.status == 0, "\(update.output)")
-        let shown = try #require(try json(try cli(["vkey", "show", keyID, "--output", "json"], env).output) as? [String: Any])
+        let shown = try #require(try json(try cli(["vkey", "show", keyID, "--output", "json"], env).stdout) as? [String: Any])
         #expect(shown["disabled"] as? Bool == true)
         #expect(shown["tps"] as? Double == 0.5)
 

@@ -24,9 +24,9 @@ import TestSupport
             let proxy = BuiltProducts.path("llm-proxy")
             let conn = try runCommand(proxy, ["connection", "add", "--name", "mock", "--provider", "openai", "--endpoint",
                                               "http://127.0.0.1:\(mockPort)/v1", "--api-key", "sk-up", "--output", "json"], environment: env)
-            let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any])["id"] as! String
+            let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.stdout.utf8)) as? [String: Any])["id"] as! String
             let vk = try runCommand(proxy, ["vkey", "add", "--name", "shared", "--conn-id", connID, "--output", "json"] + keyArgs, environment: env)
-            key = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])["key"] as! String
+            key = try #require(try JSONSerialization.jsonObject(with: Data(vk.stdout.utf8)) as? [String: Any])["key"] as! String
             TestSecrets.register(key)
             var nodes: [ChildProcess] = []
             var ports: [UInt16] = []

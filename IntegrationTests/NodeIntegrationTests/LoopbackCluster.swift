@@ -44,9 +44,9 @@ final class LoopbackCluster: @unchecked Sendable {
         let proxy = BuiltProducts.path("llm-proxy")
         let conn = try runCommand(proxy, ["connection", "add", "--name", "mock", "--provider", "openai", "--endpoint",
                                           "http://127.0.0.1:\(mockPort)/v1", "--api-key", "sk-up", "--output", "json"], environment: env)
-        connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any])["id"] as! String
+        connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.stdout.utf8)) as? [String: Any])["id"] as! String
         let vk = try runCommand(proxy, ["vkey", "add", "--name", "k", "--conn-id", connID, "--output", "json"], environment: env)
-        key = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])["key"] as! String
+        key = try #require(try JSONSerialization.jsonObject(with: Data(vk.stdout.utf8)) as? [String: Any])["key"] as! String
         TestSecrets.register(key)
         for i in 0..<3 {
             let redisArgs = redis.map { ["--redis-url", $0.url] } ?? []
@@ -89,7 +89,7 @@ final class LoopbackCluster: @unchecked Sendable {
     /// Another virtual key on the cluster's connection, made through the balancer's admin API.
     func addKey(_ args: [String]) throws -> (id: String, key: String) {
         let r = try admin(["vkey", "add", "--name", "k\(UInt32.random(in: 0...UInt32.max))", "--conn-id", connID, "--output", "json"] + args)
-        let created = try #require(try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any], "\(r.output)")
+        let created = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.output)")
         let key = created["key"] as! String
         TestSecrets.register(key)
         return (created["id"] as! String, key)
@@ -97,7 +97,7 @@ final class LoopbackCluster: @unchecked Sendable {
 
     /// The admin CLI against the load balancer (`--server`), as an operator of the cluster runs it.
     @discardableResult
-    func admin(_ args: [String]) throws -> (status: Int32, output: String) {
+    func admin(_ args: [String]) throws -> CommandResult {
         let r = try runCommand(BuiltProducts.path("llm-proxy"), ["--server", "http://127.0.0.1:\(lbPort)", "--admin-key", Self.adminKey] + args,
                                environment: ["LLM_PROXY_DATABASE_URL": "sqlite:/nonexistent/never-used.db"])
         if r.status != 0 { throw ChildError(description: "llm-proxy \(args.joined(separator: " ")) failed: \(r.output)") }
@@ -124,7 +124,7 @@ final class LoopbackCluster: @unchecked Sendable {
 
     func usageRequests() throws -> Int {
         let r = try runCommand(BuiltProducts.path("llm-proxy"), ["usage", "--output", "json"], environment: env)
-        let rows = (try? JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [[String: Any]]) ?? []
+        let rows = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]) ?? []
         return rows.reduce(0) { $0 + ($1["requests"] as? Int ?? 0) }
     }
 

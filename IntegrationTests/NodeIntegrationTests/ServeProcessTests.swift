@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Testing
 import TestSupport
@@ -53,10 +54,10 @@ import TestSupport
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &len) } }
         let heldPort = UInt16(bigEndian: addr.sin_port)
-        let (status, output) = try runCommand(binary, ["serve", "--listen", "127.0.0.1:\(heldPort)"], environment: env, timeout: 10)
-        #expect(status == 1)
-        #expect(output.contains("cannot listen"))
-        #expect(output.contains("Address already in use"))
+        let held = try runCommand(binary, ["serve", "--listen", "127.0.0.1:\(heldPort)"], environment: env, timeout: 10)
+        #expect(held.status == 1)
+        #expect(held.output.contains("cannot listen"))
+        #expect(held.output.contains("Address already in use"))
         first.stop()
         _ = port
     }
@@ -81,5 +82,33 @@ import TestSupport
         #expect(badListen.output.contains("--listen expects HOST:PORT"))
         let badCommand = try runCommand(binary, ["frobnicate"])
         #expect(badCommand.status == 2)
+    }
+
+    @Test func mongoDBDriverMessagesArriveAsJSONLogLines() throws {
+        // Nothing listens on this port: libmongoc's server monitor retries and says so (debug level),
+        // then the node gives up on the store.
+        let url = "mongodb://127.0.0.1:\(TestServers.freePort())/llmp?serverSelectionTimeoutMS=1500"
+        let key = Array(repeating: "k", count: 43).joined() + "="
+        let r = try runCommand(binary, ["serve", "--listen", "127.0.0.1:0", "--log-level", "debug"],
+                               environment: ["LLM_PROXY_DATABASE_URL": url, "LLM_PROXY_MASTER_KEY": key], timeout: 20)
+        #expect(r.status == 1)
+        let lines = r.output.split(separator: "\n")
+        for line in lines {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "not a JSON log line: \(line)")
+        }
+        #expect(lines.contains { $0.contains("\"msg\":\"mongodb driver\"") && $0.contains("\"domain\":\"monitor\"") }, "\(r.output)")
+        #expect(lines.contains { $0.contains("cannot open the store") })
+    }
+
+    @Test func aKilledProcessLeavesNoDriverCounterSegmentBehind() throws {
+        // libmongoc maps its counters from /dev/shm/mongoc-PID and removes the name only on a clean exit;
+        // every process that was killed used to leave one, and the next process given the same id printed
+        // a plain-text warning before its first log line.
+        let node = try ChildProcess(binary, ["serve", "--listen", "127.0.0.1:0"], environment: env)
+        _ = try node.waitForListeningPort()
+        let segment = "/dev/shm/mongoc-\(node.process.processIdentifier)"
+        node.signal(SIGKILL)
+        node.waitForExit()
+        #expect(!FileManager.default.fileExists(atPath: segment))
     }
 }

@@ -32,9 +32,9 @@ import TestSupport
         let proxy = BuiltProducts.path("llm-proxy")
         let conn = try runCommand(proxy, ["connection", "add", "--name", "mock", "--provider", "openai", "--endpoint",
                                           "http://127.0.0.1:\(mockPort)/v1", "--api-key", "sk-up", "--output", "json"], environment: env)
-        let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.output.utf8)) as? [String: Any])["id"] as! String
+        let connID = try #require(try JSONSerialization.jsonObject(with: Data(conn.stdout.utf8)) as? [String: Any])["id"] as! String
         let vk = try runCommand(proxy, ["vkey", "add", "--name", "k", "--conn-id", connID, "--output", "json"], environment: env)
-        let key = try #require(try JSONSerialization.jsonObject(with: Data(vk.output.utf8)) as? [String: Any])["key"] as! String
+        let key = try #require(try JSONSerialization.jsonObject(with: Data(vk.stdout.utf8)) as? [String: Any])["key"] as! String
         TestSecrets.register(key)
         let node = try ChildProcess(proxy, ["serve", "--listen", "127.0.0.1:0"], environment: env)
         defer { node.stop(); mock.stop() }
@@ -60,7 +60,7 @@ import TestSupport
         for _ in 0..<100 where written < 11 {
             usleep(200_000)
             let r = try runCommand(proxy, ["usage", "--output", "json"], environment: env)
-            if let rows = try? JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [[String: Any]] {
+            if let rows = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] {
                 written = rows.reduce(0) { $0 + ($1["requests"] as? Int ?? 0) }
             }
         }

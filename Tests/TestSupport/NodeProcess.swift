@@ -32,17 +32,51 @@ public enum TestSecrets {
     }
 }
 
+/// Output a child writes, read to its end by one thread per stream (blocking reads: no dispatch source,
+/// whose handler on Linux can be called with no data before the end — see swift-corelibs-foundation#3224).
+final class OutputCapture: @unchecked Sendable {
+    private let lock = NSLock()
+    private var combined = Data()
+    private var standardOutput = Data()
+    private var openStreams = 0
+
+    /// Reads `handle` until every writer has closed it. `isStandardOutput` also keeps a copy apart.
+    func read(_ handle: FileHandle, isStandardOutput: Bool) {
+        lock.lock()
+        openStreams += 1
+        lock.unlock()
+        let thread = Thread { [self] in
+            let fd = handle.fileDescriptor
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                lock.lock()
+                combined.append(buffer, count: n)
+                if isStandardOutput { standardOutput.append(buffer, count: n) }
+                lock.unlock()
+            }
+            lock.lock()
+            openStreams -= 1
+            lock.unlock()
+            withExtendedLifetime(handle) {}
+        }
+        thread.start()
+    }
+
+    var text: String { lock.withLock { String(decoding: combined, as: UTF8.self) } }
+    var standardOutputText: String { lock.withLock { String(decoding: standardOutput, as: UTF8.self) } }
+    var ended: Bool { lock.withLock { openStreams == 0 } }
+}
+
 /// A child process with captured output, stopped with SIGTERM and then SIGKILL after a deadline.
 public final class ChildProcess: @unchecked Sendable {
     /// Whether this process's output is checked for `TestSecrets` when it ends (on for `serve`).
     public var auditsSecrets: Bool
     private var audited = false
     public let process = Process()
-    private let output = Pipe()
-    private let lock = NSLock()
-    private var captured = Data()
-    /// The reader saw the end of the output (every writer closed it).
-    private var outputEnded = false
+    private let capture = OutputCapture()
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
@@ -52,35 +86,27 @@ public final class ChildProcess: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         process.environment = env
-        process.standardOutput = output
-        process.standardError = output
-        output.fileHandleForReading.readabilityHandler = { [weak self] h in
-            let d = h.availableData
-            guard let self else { return }
-            self.lock.lock()
-            if d.isEmpty { self.outputEnded = true } else { self.captured.append(d) }
-            self.lock.unlock()
-            if d.isEmpty { h.readabilityHandler = nil }
-        }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
         try process.run()
+        capture.read(out.fileHandleForReading, isStandardOutput: true)
+        capture.read(err.fileHandleForReading, isStandardOutput: false)
     }
 
-    /// Everything the child wrote so far (stdout and stderr).
-    public var outputText: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return String(decoding: captured, as: UTF8.self)
-    }
+    /// Everything the child wrote so far (standard output and standard error, each in order; how the two
+    /// interleave is only as exact as the reads that saw them).
+    public var outputText: String { capture.text }
+
+    /// Only what the child wrote on standard output (a command's result, without diagnostics).
+    public var standardOutputText: String { capture.standardOutputText }
 
     /// Waits until the reader has seen the end of the output (after the process exited, its last bytes may
     /// still be on their way to the reader), or `timeout` (a daemon the child started may hold the pipe).
     public func waitForOutputEnd(timeout: TimeInterval = 5) {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            lock.lock()
-            let ended = outputEnded
-            lock.unlock()
-            if ended { return }
+            if capture.ended { return }
             usleep(2_000)
         }
     }
@@ -146,7 +172,6 @@ public final class ChildProcess: @unchecked Sendable {
             process.waitUntilExit()
         }
         auditOutput()
-        output.fileHandleForReading.readabilityHandler = nil
     }
 }
 
@@ -155,11 +180,19 @@ public struct ChildError: Error, CustomStringConvertible {
     public init(description: String) { self.description = description }
 }
 
-/// Runs a command to completion and returns its exit status and combined output.
+/// A finished command: its exit status, everything it printed, and its standard output alone (where a
+/// command's JSON result is — diagnostics on standard error must not break parsing it).
+public struct CommandResult: Sendable {
+    public var status: Int32
+    public var output: String
+    public var stdout: String
+}
+
+/// Runs a command to completion.
 public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                       timeout: TimeInterval = 30) throws -> (status: Int32, output: String) {
+                       timeout: TimeInterval = 30) throws -> CommandResult {
     let child = try ChildProcess(executable, arguments, environment: environment)
     let status = child.waitForExit(timeout: timeout)
     child.waitForOutputEnd()
-    return (status, child.outputText)
+    return CommandResult(status: status, output: child.outputText, stdout: child.standardOutputText)
 }

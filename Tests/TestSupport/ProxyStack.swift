@@ -26,11 +26,11 @@ public final class ProxyStack: @unchecked Sendable {
         let conn = try runCommand(proxyBinary, ["connection", "add", "--name", "Mock", "--provider", provider,
                                                 "--endpoint", "http://127.0.0.1:\(mockPort)\(endpointPath)", "--api-key", providerKey, "--output", "json"],
                                   environment: env)
-        guard conn.status == 0, let c = (try? JSONSerialization.jsonObject(with: Data(conn.output.utf8))) as? [String: Any],
+        guard conn.status == 0, let c = (try? JSONSerialization.jsonObject(with: Data(conn.stdout.utf8))) as? [String: Any],
               let cid = c["id"] as? String else { throw ChildError(description: "connection add failed (exit \(conn.status)): \(conn.output.debugDescription)") }
         connectionID = cid
         let vk = try runCommand(proxyBinary, ["vkey", "add", "--name", "test-key", "--conn-id", cid, "--output", "json"] + keyArgs, environment: env)
-        guard vk.status == 0, let k = (try? JSONSerialization.jsonObject(with: Data(vk.output.utf8))) as? [String: Any],
+        guard vk.status == 0, let k = (try? JSONSerialization.jsonObject(with: Data(vk.stdout.utf8))) as? [String: Any],
               let kid = k["id"] as? String, let secret = k["key"] as? String else {
             throw ChildError(description: "vkey add failed (exit \(vk.status)): \(vk.output.replacingOccurrences(of: #""key" : "sk-llmp-[^"]*""#, with: #""key" : "…""#, options: .regularExpression).debugDescription)")
         }
@@ -50,8 +50,8 @@ public final class ProxyStack: @unchecked Sendable {
         var env = ["BASE_URL": baseURL, "KEY": key ?? self.key]
         for (k, v) in environment { env[k] = v }
         let r = try runCommand(venv + "/bin/python", [TestServers.packageRoot + "/IntegrationTests/sdk/sdk_client.py", testCase], environment: env, timeout: 60)
-        guard let line = r.output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-              let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        guard let line = r.stdout.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let json = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
             throw ChildError(description: "sdk_client.py \(testCase) printed no JSON (exit \(r.status)):\n\(r.output)")
         }
         return json
@@ -61,19 +61,28 @@ public final class ProxyStack: @unchecked Sendable {
     public func lastUpstreamRequest() throws -> [String: String] {
         let c = try RawHTTPClient(port: mockPort)
         try c.send("GET /mock/last-request HTTP/1.1\r\nHost: m\r\n\r\n")
-        return (try JSONSerialization.jsonObject(with: Data(try c.readResponse().body)) as? [String: String]) ?? [:]
+        return try Self.parse(c.readResponse().body, what: "the mock's last request")
     }
 
     public func mockStats() throws -> [String: Int] {
         let c = try RawHTTPClient(port: mockPort)
         try c.send("GET /mock/stats HTTP/1.1\r\nHost: m\r\n\r\n")
-        return (try JSONSerialization.jsonObject(with: Data(try c.readResponse().body)) as? [String: Int]) ?? [:]
+        return try Self.parse(c.readResponse().body, what: "the mock's stats")
     }
 
     /// `llm-proxy usage --output json` on this stack's store.
     public func usage() throws -> [[String: Any]] {
         let r = try runCommand(proxyBinary, ["usage", "--output", "json"], environment: ["LLM_PROXY_DATABASE_URL": databaseURL])
-        return (try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [[String: Any]]) ?? []
+        guard r.status == 0 else { throw ChildError(description: "llm-proxy usage failed (exit \(r.status)): \(r.output)") }
+        return try Self.parse(Array(r.stdout.utf8), what: "llm-proxy usage")
+    }
+
+    /// Parses JSON of the expected shape, or says what the text was.
+    static func parse<T>(_ bytes: [UInt8], what: String) throws -> T {
+        guard let value = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? T else {
+            throw ChildError(description: "\(what) is not JSON of type \(T.self): \(String(decoding: bytes, as: UTF8.self).debugDescription)")
+        }
+        return value
     }
 
     public func stop() {

@@ -17,6 +17,13 @@ public enum RootCommand {
     /// Parses the command line, runs the command, and returns the process exit code.
     public static func main(arguments: [String]) async -> Int32 {
         let env = processEnvironment()
+        MongoDriverLog.releaseSharedCounters()
+        // Commands print their results on standard output; the driver's warnings and errors go to standard
+        // error (`serve` routes them into its JSON log instead).
+        MongoDriverLog.route { level, domain, message in
+            guard level == .error || level == .warning else { return }
+            writeStderr("mongodb driver \(level): \(domain): \(message)\n")
+        }
         if arguments.first == "--version" || arguments == ["version"] {
             print("llm-proxy \(LLMProxyVersion.current)")
             return 0

@@ -66,6 +66,9 @@ enum ServeCommand {
             throw UsageError("--log-level expects debug, info, warning or error", commandPath: p.path)
         }
         let log = Logger(level: level)
+        MongoDriverLog.route { level, domain, message in
+            log.log(LogLevel(level), "mongodb driver", [("domain", .string(domain)), ("detail", .string(message))])
+        }
 
         let opened: StoreAccess.Opened
         do {

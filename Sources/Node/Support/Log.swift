@@ -17,6 +17,15 @@ public enum LogLevel: Int, Sendable, Comparable, CaseIterable {
     }
 
     public var name: String { ["debug", "info", "warning", "error"][rawValue] }
+
+    init(_ driver: MongoDriverLog.Level) {
+        self = switch driver {
+        case .error: .error
+        case .warning: .warning
+        case .info: .info
+        case .debug: .debug
+        }
+    }
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
 }
 
