@@ -69,7 +69,7 @@ import TestSupport
         usleep(500_000)
         let samples = load.stop()
         let failed = samples.filter { $0.status != 200 }
-        #expect(failed.isEmpty, "\(failed.count) of \(samples.count) requests failed: \(Set(failed.map(\.status)))")
+        #expect(failed.isEmpty, "\(failed.count) of \(samples.count) requests failed: \(failed.prefix(5).map { "\($0.status) after \($0.ms) ms at \($0.at): \($0.failure ?? "")" })")
         // The usage writers retry with backoff (at most 5 s apart): wait for them to catch up.
         let answered = samples.count - failed.count
         var recorded = 0
@@ -178,7 +178,7 @@ import TestSupport
 
         let samples = load.stop()
         let failed = samples.filter { $0.status != 200 }
-        #expect(failed.isEmpty, "\(failed.count) of \(samples.count) requests failed: \(Set(failed.map(\.status)))")
+        #expect(failed.isEmpty, "\(failed.count) of \(samples.count) requests failed: \(failed.prefix(5).map { "\($0.status) after \($0.ms) ms at \($0.at): \($0.failure ?? "")" })")
         let sorted = samples.map(\.ms).sorted()
         let p99 = sorted[Int(Double(sorted.count - 1) * 0.99)], worst = sorted.last ?? 0
         print("redis faults through the balancer: \(samples.count) requests, p99 \(Int(p99)) ms, worst \(Int(worst)) ms; limited key admitted \(admittedWhileDead) in 2 s with Redis dead")

@@ -105,13 +105,17 @@ final class LoopbackCluster: @unchecked Sendable {
     }
 
     /// One chat completion to `port`: its status (0 when the connection failed) and wall time in ms.
-    func request(port: UInt16, key: String? = nil, stream: Bool = false) -> (status: Int, ms: Double) {
+    func request(port: UInt16, key: String? = nil, stream: Bool = false) -> (status: Int, ms: Double, failure: String?) {
         let body = stream ? #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"# : #"{"model":"gpt-4o-mini","messages":[]}"#
         let t0 = Date()
-        guard let c = try? RawHTTPClient(port: port) else { return (0, 0) }
-        guard (try? c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(key ?? self.key)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")) != nil,
-              let r = try? c.readResponse() else { return (0, Date().timeIntervalSince(t0) * 1000) }
-        return (r.status, Date().timeIntervalSince(t0) * 1000)
+        do {
+            let c = try RawHTTPClient(port: port)
+            try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(key ?? self.key)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            let r = try c.readResponse()
+            return (r.status, Date().timeIntervalSince(t0) * 1000, r.status == 200 ? nil : String(r.bodyText.prefix(300)))
+        } catch {
+            return (0, Date().timeIntervalSince(t0) * 1000, "\(error)")
+        }
     }
 
     /// "global" or "local", from node `i`'s admin-detailed `/readyz`.
@@ -138,18 +142,18 @@ final class LoopbackCluster: @unchecked Sendable {
 
 /// Client threads sending requests back to back until stopped; every status and latency is kept.
 final class SteadyLoad: @unchecked Sendable {
-    struct Sample { let status: Int; let ms: Double; let at: Date }
+    struct Sample { let status: Int; let ms: Double; let at: Date; let failure: String? }
     private let lock = NSLock()
     private var samples: [Sample] = []
     private var running = true
     private let group = DispatchGroup()
 
-    init(clients: Int, _ send: @escaping @Sendable () -> (status: Int, ms: Double)) {
+    init(clients: Int, _ send: @escaping @Sendable () -> (status: Int, ms: Double, failure: String?)) {
         for _ in 0..<clients {
             DispatchQueue.global().async(group: group) { [self] in
                 while lock.withLock({ running }) {
-                    let (status, ms) = send()
-                    lock.withLock { samples.append(Sample(status: status, ms: ms, at: Date())) }
+                    let r = send()
+                    lock.withLock { samples.append(Sample(status: r.status, ms: r.ms, at: Date(), failure: r.failure)) }
                 }
             }
         }
