@@ -33,7 +33,9 @@ public final class RawHTTPClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         if rc != 0 {
-            close(fd)
+            // No close here: every stored property is set, so `deinit` runs when this initializer throws
+            // and closes `fd`. Closing it twice closed whatever descriptor another thread had opened with
+            // the number meanwhile (a test client's socket, seen as "send failed: errno 9").
             throw ClientError(description: "connect to \(host):\(port) failed: errno \(errno)")
         }
     }
