@@ -134,6 +134,7 @@ enum ServeCommand {
         let upstreams = UpstreamPool(loops: loops, timeouts: timeouts, plainHTTPClient: plainClient, environment: p.environment)
         let proxy = ProxyHandler(keys: keys, upstreams: upstreams, usage: usage,
                                  limiter: limiter, log: log, nodeID: nodeID, metrics: metrics, accessLog: p.flag("access-log"))
+        metrics.onScrape { proxy.requestMetrics.publish(into: $0) }
         metrics.onScrape { m in
             m.set("llmp_open_connections", [], Double(serverBox.withLock { $0 }?.openConnections ?? 0))
             m.set("llmp_open_streams", [], Double(Relay.openStreams.withLock { $0 }))

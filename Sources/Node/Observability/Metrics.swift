@@ -62,16 +62,34 @@ public final class Metrics: @unchecked Sendable {
             } else if let found = index[labels] {
                 n = found
             } else {
-                let key = keys.count < maxSeries ? labels : labels.map { _ in "other" }
-                if let found = index[key] {
-                    n = found
-                } else {
-                    n = keys.count
-                    keys.append(key)
-                    values.append(Series(counts: Array(repeating: 0, count: buckets.count)))
-                    index[key] = n
-                }
+                n = slot(keys.count < maxSeries ? labels : labels.map { _ in "other" })
             }
+            record(n, value)
+        }
+
+        /// The series for `key`, added if new.
+        private func slot(_ key: [String]) -> Int {
+            if let found = index[key] { return found }
+            keys.append(key)
+            values.append(Series(counts: Array(repeating: 0, count: buckets.count)))
+            index[key] = keys.count - 1
+            return keys.count - 1
+        }
+
+        /// Replaces a series with totals kept elsewhere: `perBucket` holds each bucket's own count (not
+        /// cumulative) and, last, the count above the largest bucket.
+        func set(_ labels: [String], perBucket: [UInt64], sum: Double) {
+            let n = slot(labels)
+            var running: UInt64 = 0
+            for i in 0..<buckets.count {
+                running += i < perBucket.count ? perBucket[i] : 0
+                values[n].counts[i] = running
+            }
+            values[n].count = perBucket.reduce(0, +)
+            values[n].sum = sum
+        }
+
+        private func record(_ n: Int, _ value: Double) {
             last = n
             // Buckets are cumulative: every bucket from the first one holding `value` counts it.
             let first = buckets.firstIndex { value <= $0 } ?? buckets.count
@@ -121,6 +139,16 @@ public final class Metrics: @unchecked Sendable {
 
     public func set(_ name: String, _ labels: [String] = [], _ value: Double) {
         state.withLock { $0.gauges[name]?.values[labels] = value }
+    }
+
+    /// Sets a histogram series to totals kept elsewhere (read at scrape time); see `Histogram.set`.
+    func setHistogram(_ name: String, _ labels: [String], perBucket: [UInt64], sum: Double) {
+        state.withLock { $0.histograms[name]?.set(labels, perBucket: perBucket, sum: sum) }
+    }
+
+    /// A histogram's bucket bounds (for code that keeps its series itself).
+    func buckets(of name: String) -> [Double] {
+        state.withLock { $0.histograms[name]?.buckets ?? [] }
     }
 
     public func observe(_ name: String, _ labels: [String] = [], _ value: Double) {

@@ -12,6 +12,8 @@ struct ProxyHandler: Sendable {
     let metrics: Metrics
     let accessLog: Bool
     let keyLookupFailures = LockedBox(0)
+    /// Each request's count, durations and tokens (published into `metrics` at scrape time).
+    let requestMetrics = ProxyMetrics(routes: ProxyHandler.knownRoutes)
 
     func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) async {
         let started = monotonicNanos()
@@ -20,11 +22,11 @@ struct ProxyHandler: Sendable {
         let anthropicShape = path.hasPrefix("/v1/messages") || path.hasPrefix("/v1/complete")
         let requestID = request.headers["x-request-id"].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? Identifiers.requestID()
 
-        let route = Self.route(path)
+        let route = requestMetrics.route(path)
         /// The access-log line every answer ends with: ids, status, latency, plus what the outcome adds.
         /// (`extra` is only built when the line is written.)
         func logRequest(keyID: String, status: Int, _ extra: @autoclosure () -> [(String, LogValue)]) {
-            guard accessLog else { return }
+            guard accessLog, log.isEnabled(.info) else { return }
             log.info("request", [("request_id", .string(requestID)), ("method", .string(request.method.rawValue)), ("path", .string(String(path))),
                                  ("vkey", .string(keyID)), ("status", .int(status)),
                                  ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6))] + extra())
@@ -163,33 +165,18 @@ struct ProxyHandler: Sendable {
         }
     }
 
-    /// A request's metrics, under one lock acquisition: count, durations and (when it reached a provider) tokens.
-    private func record(route: String, provider: String, status: Int, started: UInt64, upstreamNanos: UInt64,
+    /// A request's metrics: count, durations and (when it reached a provider) tokens.
+    private func record(route: Int, provider: String, status: Int, started: UInt64, upstreamNanos: UInt64,
                         tokens: (keyID: String, model: String, usage: TokenUsage)? = nil) {
-        let total = Double(monotonicNanos() - started) / 1e9
-        metrics.update { m in
-            m.add("llmp_requests_total", [route, provider, String(status)])
-            m.observe("llmp_request_duration_seconds", [route], total)
-            if upstreamNanos > 0 {
-                m.observe("llmp_upstream_duration_seconds", [provider], Double(upstreamNanos) / 1e9)
-                m.observe("llmp_proxy_overhead_seconds", [], max(0, total - Double(upstreamNanos) / 1e9))
-            }
-            if let tokens {
-                m.add("llmp_tokens_total", [tokens.keyID, tokens.model, "prompt"], Double(tokens.usage.prompt))
-                m.add("llmp_tokens_total", [tokens.keyID, tokens.model, "completion"], Double(tokens.usage.completion))
-            }
-        }
+        requestMetrics.record(route: route, provider: provider, status: status, seconds: Double(monotonicNanos() - started) / 1e9,
+                              upstreamSeconds: upstreamNanos > 0 ? Double(upstreamNanos) / 1e9 : nil,
+                              tokens: tokens.map { ($0.keyID, $0.model, $0.usage.prompt, $0.usage.completion) })
     }
 
     /// The API routes that keep their path as the metrics label; anything else is `other` (bounded labels).
     static let knownRoutes = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/messages",
                               "/v1/responses", "/v1/moderations", "/v1/images/generations", "/v1/audio/transcriptions",
                               "/v1/audio/speech", "/v1/messages/count_tokens"]
-
-    /// The metrics label for a path, without building anything per call.
-    static func route(_ path: Substring) -> String {
-        knownRoutes.first { path == $0 } ?? "other"
-    }
 
     static func denialKind(_ d: AdmissionDecision.Denial?) -> String {
         switch d {

@@ -2,25 +2,26 @@ import CCrypto
 
 /// SHA-256, HMAC, HKDF and the OS CSPRNG through OpenSSL's libcrypto.
 public enum Crypto {
-    /// SHA-256 fetched from OpenSSL's default provider once, for the life of the process: `EVP_sha256()`
-    /// makes every digest look the algorithm up again (a provider query under a lock), measurable at one
-    /// hash per proxied request. `nonisolated(unsafe)`: an EVP_MD is immutable and safe to share between threads.
-    nonisolated(unsafe) private static let sha256Algorithm: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
-
     public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
         bytes.withUnsafeBytes { sha256(of: $0) }
     }
 
     public static func sha256(of bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        var size: UInt32 = 0
-        _ = EVP_Digest(bytes.baseAddress, bytes.count, &out, &size, sha256Algorithm ?? EVP_sha256(), nil)
-        return out
+        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+            llmp_sha256(bytes.baseAddress, bytes.count, out.baseAddress)
+            count = 32
+        }
     }
 
+    /// The hex SHA-256 of a string's UTF-8 (how virtual and admin keys are looked up): one allocation, the
+    /// result's, with the digest on the stack.
     public static func sha256Hex(_ text: String) -> String {
         var text = text
-        return text.withUTF8 { hex(sha256(of: UnsafeRawBufferPointer($0))) }
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &digest) { d in
+            text.withUTF8 { llmp_sha256($0.baseAddress, $0.count, d.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+            return hex(UnsafeRawBufferPointer(d))
+        }
     }
 
     public static func hmacSHA256(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
@@ -49,6 +50,10 @@ public enum Crypto {
     }
 
     public static func hex(_ bytes: [UInt8]) -> String {
+        bytes.withUnsafeBytes { hex($0) }
+    }
+
+    public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
         let digits: StaticString = "0123456789abcdef"
         return String(unsafeUninitializedCapacity: bytes.count * 2) { out in
             for (i, b) in bytes.enumerated() {
@@ -121,21 +126,32 @@ public enum Identifiers {
     /// value: ids of records written in bulk (usage) sort by time, so each batch lands at the end of the
     /// primary-key index instead of dirtying pages all over it.
     public static func makeTimeOrdered(_ prefix: String, millis: Int64) -> String {
-        prefix + "_" + hex(UInt64(max(0, millis)), digits: 12) + hex(UniqueNumbers.next(), digits: 16)
+        prefixedHex(prefix, (UInt64(max(0, millis)), 12), (UniqueNumbers.next(), 16))
     }
 
     /// `prefix_` + 24 hex characters, unique (not secret): two `UniqueNumbers` values' worth.
     public static func makeUnique(_ prefix: String) -> String {
-        prefix + "_" + hex(UniqueNumbers.next() >> 32, digits: 8) + hex(UniqueNumbers.next(), digits: 16)
+        prefixedHex(prefix, (UniqueNumbers.next() >> 32, 8), (UniqueNumbers.next(), 16))
     }
 
-    private static func hex(_ v: UInt64, digits: Int) -> String {
-        String(unsafeUninitializedCapacity: digits) { out in
-            let table: StaticString = "0123456789abcdef"
-            for i in 0..<digits {
-                out[i] = table.utf8Start[Int((v >> UInt64(4 * (digits - 1 - i))) & 0xF)]
+    /// `prefix_` and two numbers in fixed-width hex, written straight into the one string (ids are made per
+    /// request: concatenating pieces allocated each piece and each intermediate result).
+    private static func prefixedHex(_ prefix: String, _ a: (value: UInt64, digits: Int), _ b: (value: UInt64, digits: Int)) -> String {
+        let table: StaticString = "0123456789abcdef"
+        let head = prefix.utf8.count
+        return String(unsafeUninitializedCapacity: head + 1 + a.digits + b.digits) { out in
+            var i = 0
+            for byte in prefix.utf8 { out[i] = byte; i += 1 }
+            out[i] = UInt8(ascii: "_"); i += 1
+            func put(_ v: UInt64, _ digits: Int) {
+                for d in 0..<digits {
+                    out[i] = table.utf8Start[Int((v >> UInt64(4 * (digits - 1 - d))) & 0xF)]
+                    i += 1
+                }
             }
-            return digits
+            put(a.value, a.digits)
+            put(b.value, b.digits)
+            return i
         }
     }
 
