@@ -138,22 +138,7 @@ private final class ClientOnALoop: @unchecked Sendable {
         await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
             loop.execute { [self] in
                 let t = client!.call(method: .POST, target: PlainHTTPTarget(url)!, headers: [("content-type", "application/json")], body: Array(body.utf8))
-                var out = Outcome()
-                var pauseNext = pauseNanos
-                t.onHead = { out.status = $0.status }
-                t.onData = { [loop] bytes in
-                    if let p = pauseNext {
-                        pauseNext = nil
-                        loop.schedule(afterNanos: p) { t.resume() }
-                        return false
-                    }
-                    out.body += bytes
-                    return true
-                }
-                t.onEnd = { r in
-                    out.result = r
-                    c.resume(returning: out)
-                }
+                t.delegate = Collector(call: t, loop: loop, pauseFor: pauseNanos) { c.resume(returning: $0) }
                 t.start()
             }
         }
@@ -163,6 +148,39 @@ private final class ClientOnALoop: @unchecked Sendable {
         get async {
             await withCheckedContinuation { c in loop.execute { [self] in c.resume(returning: client!.idleCount) } }
         }
+    }
+}
+
+/// Gathers one call's outcome; refuses the first body piece and resumes later when asked to pause.
+private final class Collector: UpstreamCallDelegate {
+    let call: any UpstreamCall
+    let loop: EventLoop
+    var pauseNext: UInt64?
+    var out = ClientOnALoop.Outcome()
+    let done: (ClientOnALoop.Outcome) -> Void
+
+    init(call: any UpstreamCall, loop: EventLoop, pauseFor: UInt64?, done: @escaping (ClientOnALoop.Outcome) -> Void) {
+        self.call = call
+        self.loop = loop
+        self.pauseNext = pauseFor
+        self.done = done
+    }
+
+    func upstreamHead(_ head: UpstreamHead) { out.status = head.status }
+
+    func upstreamData(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if let p = pauseNext {
+            pauseNext = nil
+            loop.schedule(afterNanos: p) { [call] in call.resume() }
+            return false
+        }
+        out.body += bytes
+        return true
+    }
+
+    func upstreamEnd(_ result: UpstreamResult) {
+        out.result = result
+        done(out)
     }
 }
 

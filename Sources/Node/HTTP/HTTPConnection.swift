@@ -30,7 +30,8 @@ final class HTTPConnection: EventHandler {
     private var writer: HTTPResponseWriter?
     private var drainWaiter: CheckedContinuation<Void, any Error>?
     private(set) var draining = false
-    var onClose: [() -> Void] = []
+    /// Told if the client goes away while a response is under way.
+    var disconnectObserver: (any ClientDisconnectObserver)?
     /// One-shot callbacks for when queued output has gone out (callback-style backpressure).
     var onDrained: [() -> Void] = []
 
@@ -276,7 +277,7 @@ final class HTTPConnection: EventHandler {
     func responseComplete(keepAlive: Bool) {
         writer = nil
         // Disconnect and drain callbacks belong to the response that just ended.
-        onClose = []
+        disconnectObserver = nil
         onDrained = []
         server.requestsFinished &+= 1
         guard state == .handling else { return }
@@ -345,9 +346,9 @@ final class HTTPConnection: EventHandler {
             waiter.resume(throwing: HTTPWriteError.connectionClosed)
         }
         onDrained = []
-        let callbacks = onClose
-        onClose = []
-        for cb in callbacks { cb() }
+        let observer = disconnectObserver
+        disconnectObserver = nil
+        observer?.clientDisconnected()
         server.connectionClosed(self)
     }
 

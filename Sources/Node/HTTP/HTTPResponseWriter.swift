@@ -1,3 +1,14 @@
+/// Told when a client goes away before its response is done.
+public protocol ClientDisconnectObserver: AnyObject {
+    func clientDisconnected()
+}
+
+private final class ClosureDisconnectObserver: ClientDisconnectObserver {
+    let callback: () -> Void
+    init(_ callback: @escaping () -> Void) { self.callback = callback }
+    func clientDisconnected() { callback() }
+}
+
 /// Writes one response on behalf of a handler: either all at once (`respond`) or streamed
 /// (`writeHead`, `write`…, `end`). A streamed response without a `content-length` goes out chunked
 /// (close-delimited for HTTP/1.0 clients). `write` suspends while the client is slow to read.
@@ -37,11 +48,17 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         return true
     }
 
-    /// Calls `callback` on the loop if the client disconnects before the response is done.
-    public func onClientDisconnect(_ callback: @escaping () -> Void) {
+    /// Tells `observer` (on the loop) if the client disconnects before the response is done; one observer
+    /// per response, held until then.
+    public func onClientDisconnect(_ observer: any ClientDisconnectObserver) {
         connection.loop.assertInLoop()
-        if isClosed { callback(); return }
-        connection.onClose.append(callback)
+        if isClosed { observer.clientDisconnected(); return }
+        connection.disconnectObserver = observer
+    }
+
+    /// `onClientDisconnect` with a closure.
+    public func onClientDisconnect(_ callback: @escaping () -> Void) {
+        onClientDisconnect(ClosureDisconnectObserver(callback))
     }
 
     /// Sends a complete response.

@@ -1,6 +1,7 @@
 /// Moves one upstream response to the client: head, then body pieces as they arrive, pausing the
-/// upstream while the client is behind, and reading usage on the way. Loop thread only.
-final class Relay: @unchecked Sendable {
+/// upstream while the client is behind, and reading usage on the way. The call's delegate and the
+/// response's disconnect observer, so a request allocates no callback contexts. Loop thread only.
+final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Sendable {
     enum Outcome: Equatable {
         case completed
         case upstreamFailedBeforeHead
@@ -38,82 +39,100 @@ final class Relay: @unchecked Sendable {
         self.started = started
     }
 
+    /// The handler waiting for the outcome (set while `run` is suspended).
+    private var done: UnsafeContinuation<Outcome, Never>?
+
     func run() async -> Outcome {
-        await withCheckedContinuation { (done: CheckedContinuation<Outcome, Never>) in
-            transfer.onHead = { [self] head in
-                status = head.status
-                // (A length beside a transfer coding does not frame the body.)
-                declaredLength = head.headers["transfer-encoding"] == nil ? head.headers["content-length"].flatMap { Int($0) } : nil
-                var h = HTTPHeaders(capacity: head.headers.count + extraHeaders.count + 2)
-                let isSSE = (head.headers["content-type"] ?? "").hasPrefix("text/event-stream")
-                for (name, value) in head.headers where !ProviderRouting.droppedResponseHeaders.contains(name) {
-                    if name == "x-request-id" { continue }
-                    // The body keeps its length unless usage chunks are taken out of a stream.
-                    if name == "content-length" && (isSSE && hideUsageChunk) { continue }
-                    h.add(name, value)
-                }
-                h.add("x-request-id", requestID)
-                for (name, value) in extraHeaders { h.add(name, value) }
-                h.add("x-llm-proxy-overhead-ms", formatMillis(monotonicNanos() - started))
-                if isSSE {
-                    sse = SSESplitter()
-                    countedAsStream = true
-                    Self.openStreams.withLock { $0 += 1 }
-                }
-                response.writeHead(status: head.status, headers: h)
-            }
-            transfer.onData = { [self] bytes in
-                if response.isBackedUp {
-                    response.whenDrained { [transfer] in transfer.resume() }
-                    return false
-                }
-                bodyBytes += bytes.count
-                if sse != nil {
-                    for event in sse!.feed(bytes) { forward(event: event) }
-                } else {
-                    if plainBody.isEmpty && bytes.count == declaredLength {
-                        _ = tokens.absorb(jsonObject: bytes)  // the whole body in one piece: read usage in place
-                    } else if plainBody.count + bytes.count <= Self.maxScannedBody {
-                        plainBody.append(contentsOf: bytes)
-                    }
-                    response.writeNow(bytes)
-                }
-                return true
-            }
-            transfer.onEnd = { [self] result in
-                if countedAsStream {
-                    countedAsStream = false
-                    Self.openStreams.withLock { $0 -= 1 }
-                }
-                switch result {
-                case .success:
-                    if sse != nil {
-                        let rest = sse!.flush()
-                        if !rest.isEmpty { response.writeNow(rest) }
-                    } else if !plainBody.isEmpty {
-                        plainBody.withUnsafeBytes { _ = tokens.absorb(jsonObject: $0) }
-                    }
-                    response.end()
-                    done.resume(returning: .completed)
-                case .failure(.cancelled):
-                    done.resume(returning: transfer.headWasDelivered ? .cancelledMidBody : .cancelledBeforeHead)
-                case .failure(let e):
-                    if transfer.headWasDelivered {
-                        response.abort()
-                        done.resume(returning: .upstreamFailedMidBody)
-                    } else {
-                        let isTimeout: Bool = if case .timeout = e { true } else { false }
-                        status = isTimeout ? 504 : 502
-                        let err = ProxyError(status: status, type: "server_error", code: isTimeout ? "upstream_timeout" : "upstream_unreachable",
-                                             message: e.message)
-                        response.respond(status: status, headers: ["content-type": "application/json", "x-request-id": requestID],
-                                         body: err.body(anthropic: anthropic))
-                        done.resume(returning: .upstreamFailedBeforeHead)
-                    }
-                }
-            }
-            response.onClientDisconnect { [transfer] in transfer.cancel() }
+        await withUnsafeContinuation { continuation in
+            done = continuation
+            transfer.delegate = self
+            response.onClientDisconnect(self)
             transfer.start()
+        }
+    }
+
+    private func finish(_ outcome: Outcome) {
+        let waiter = done
+        done = nil
+        waiter?.resume(returning: outcome)
+    }
+
+    func clientDisconnected() {
+        transfer.cancel()
+    }
+
+    func upstreamHead(_ head: UpstreamHead) {
+        status = head.status
+        // (A length beside a transfer coding does not frame the body.)
+        declaredLength = head.headers["transfer-encoding"] == nil ? head.headers["content-length"].flatMap { Int($0) } : nil
+        var h = HTTPHeaders(capacity: head.headers.count + extraHeaders.count + 2)
+        let isSSE = (head.headers["content-type"] ?? "").hasPrefix("text/event-stream")
+        for (name, value) in head.headers where !ProviderRouting.droppedResponseHeaders.contains(name) {
+            if name == "x-request-id" { continue }
+            // The body keeps its length unless usage chunks are taken out of a stream.
+            if name == "content-length" && (isSSE && hideUsageChunk) { continue }
+            h.add(name, value)
+        }
+        h.add("x-request-id", requestID)
+        for (name, value) in extraHeaders { h.add(name, value) }
+        h.add("x-llm-proxy-overhead-ms", formatMillis(monotonicNanos() - started))
+        if isSSE {
+            sse = SSESplitter()
+            countedAsStream = true
+            Self.openStreams.withLock { $0 += 1 }
+        }
+        response.writeHead(status: head.status, headers: h)
+    }
+
+    func upstreamData(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if response.isBackedUp {
+            response.whenDrained { [transfer] in transfer.resume() }
+            return false
+        }
+        bodyBytes += bytes.count
+        if sse != nil {
+            for event in sse!.feed(bytes) { forward(event: event) }
+        } else {
+            if plainBody.isEmpty && bytes.count == declaredLength {
+                _ = tokens.absorb(jsonObject: bytes)  // the whole body in one piece: read usage in place
+            } else if plainBody.count + bytes.count <= Self.maxScannedBody {
+                plainBody.append(contentsOf: bytes)
+            }
+            response.writeNow(bytes)
+        }
+        return true
+    }
+
+    func upstreamEnd(_ result: UpstreamResult) {
+        if countedAsStream {
+            countedAsStream = false
+            Self.openStreams.withLock { $0 -= 1 }
+        }
+        switch result {
+        case .success:
+            if sse != nil {
+                let rest = sse!.flush()
+                if !rest.isEmpty { response.writeNow(rest) }
+            } else if !plainBody.isEmpty {
+                plainBody.withUnsafeBytes { _ = tokens.absorb(jsonObject: $0) }
+            }
+            response.end()
+            finish(.completed)
+        case .failure(.cancelled):
+            finish(transfer.headWasDelivered ? .cancelledMidBody : .cancelledBeforeHead)
+        case .failure(let e):
+            if transfer.headWasDelivered {
+                response.abort()
+                finish(.upstreamFailedMidBody)
+            } else {
+                let isTimeout: Bool = if case .timeout = e { true } else { false }
+                status = isTimeout ? 504 : 502
+                let err = ProxyError(status: status, type: "server_error", code: isTimeout ? "upstream_timeout" : "upstream_unreachable",
+                                     message: e.message)
+                response.respond(status: status, headers: ["content-type": "application/json", "x-request-id": requestID],
+                                 body: err.body(anthropic: anthropic))
+                finish(.upstreamFailedBeforeHead)
+            }
         }
     }
 

@@ -16,10 +16,7 @@ final class CurlTransfer: UpstreamCall {
     private var firstByteTimer: UInt64?
     private var paused = false
 
-    var onHead: (UpstreamHead) -> Void = { _ in }
-    /// Returns false to pause the transfer until `resume()`.
-    var onData: (UnsafeRawBufferPointer) -> Bool = { _ in true }
-    var onEnd: (UpstreamResult) -> Void = { _ in }
+    var delegate: (any UpstreamCallDelegate)?
 
     init(multi: CurlMulti, method: HTTPMethod, url: String, headers: [(String, String)], body: [UInt8], timeouts: UpstreamTimeouts) {
         self.multi = multi
@@ -116,13 +113,13 @@ final class CurlTransfer: UpstreamCall {
             multi.loop.cancelTimer(t)
             firstByteTimer = nil
         }
-        onHead(head.head)
+        delegate?.upstreamHead(head.head)
     }
 
     private func data(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if !headDelivered { deliverHead() }
         if finished { return true }
-        if onData(bytes) { return true }
+        if delegate?.upstreamData(bytes) ?? true { return true }
         paused = true
         return false
     }
@@ -147,11 +144,9 @@ final class CurlTransfer: UpstreamCall {
             multi.loop.cancelTimer(t)
             firstByteTimer = nil
         }
-        let end = onEnd
-        onEnd = { _ in }
-        onHead = { _ in }
-        onData = { _ in true }
-        end(result)
+        let receiver = delegate
+        delegate = nil
+        receiver?.upstreamEnd(result)
         // Release after curl is done with us: curl may still be inside a callback of ours.
         multi.loop.enqueueLocal { [self] in retainedSelf = nil }
     }

@@ -10,9 +10,7 @@ import Glibc
 /// curl does too). Timeouts: connect; first byte (until the head); then idle (silence mid-body, not
 /// counting time paused for a slow client). Loop thread only.
 final class PlainTransfer: UpstreamCall {
-    var onHead: (UpstreamHead) -> Void = { _ in }
-    var onData: (UnsafeRawBufferPointer) -> Bool = { _ in true }
-    var onEnd: (UpstreamResult) -> Void = { _ in }
+    var delegate: (any UpstreamCallDelegate)?
     private(set) var headWasDelivered = false
 
     private let client: PlainHTTPClient
@@ -275,10 +273,10 @@ final class PlainTransfer: UpstreamCall {
                     // Past the head, silence is measured by the idle timeout.
                     let idleDeadline = monotonicNanos() &+ UInt64(timeouts.idle) * 1_000_000
                     if idleDeadline < deadline { arm(at: idleDeadline) }
-                    onHead(h)
+                    delegate?.upstreamHead(h)
                     if finished { return pos }
                 case .body(let r):
-                    if !onData(UnsafeRawBufferPointer(rebasing: buf[r])) {
+                    if !(delegate?.upstreamData(UnsafeRawBufferPointer(rebasing: buf[r])) ?? true) {
                         if finished { return pos }
                         paused = true
                         pendingBody = r.count
@@ -303,7 +301,7 @@ final class PlainTransfer: UpstreamCall {
         let consumed = carry.withUnsafeBytes { buf -> Int in
             var from = 0
             if pendingBody > 0 {
-                if !onData(UnsafeRawBufferPointer(rebasing: buf[0..<pendingBody])) {
+                if !(delegate?.upstreamData(UnsafeRawBufferPointer(rebasing: buf[0..<pendingBody])) ?? true) {
                     if !finished { paused = true }
                     return 0
                 }
@@ -397,11 +395,9 @@ final class PlainTransfer: UpstreamCall {
         timer = nil
         connectTimer = nil
         dropConnection()
-        let end = onEnd
-        onEnd = { _ in }
-        onHead = { _ in }
-        onData = { _ in true }
-        end(result)
+        let receiver = delegate
+        delegate = nil
+        receiver?.upstreamEnd(result)
         retainedSelf = nil  // every caller into this object holds its own reference for the call
     }
 }

@@ -1,16 +1,23 @@
-/// One call to a provider as the proxy sees it, whichever client makes it: the response head, body
-/// pieces as they arrive, then the end. Callbacks run on the call's event loop. Body delivery returns
-/// `false` to pause (backpressure): the same bytes are offered again after `resume()`.
+/// Receives one upstream call's events on the call's event loop, in order: the response head, body
+/// pieces as they arrive, then the end. (A protocol rather than three closures: a call per request
+/// allocated a context for each closure and for the state they shared.)
+protocol UpstreamCallDelegate: AnyObject {
+    func upstreamHead(_ head: UpstreamHead)
+    /// A piece of the body. Returns `false` to pause the call (backpressure): the same bytes are offered
+    /// again after `resume()`.
+    func upstreamData(_ bytes: UnsafeRawBufferPointer) -> Bool
+    func upstreamEnd(_ result: UpstreamResult)
+}
+
+/// One call to a provider as the proxy sees it, whichever client makes it.
 protocol UpstreamCall: AnyObject {
-    var onHead: (UpstreamHead) -> Void { get set }
-    /// Returns false to pause the call until `resume()`.
-    var onData: (UnsafeRawBufferPointer) -> Bool { get set }
-    var onEnd: (UpstreamResult) -> Void { get set }
-    /// True once the head went to `onHead` (a failure after it cuts the client's response short).
+    /// Set before `start()`; held until the end has been delivered to it.
+    var delegate: (any UpstreamCallDelegate)? { get set }
+    /// True once the head went to the delegate (a failure after it cuts the client's response short).
     var headWasDelivered: Bool { get }
     /// Starts the call; it keeps itself alive until it ends.
     func start()
-    /// Stops the call (the client went away): `onEnd` gets `.cancelled`.
+    /// Stops the call (the client went away): the delegate's end gets `.cancelled`.
     func cancel()
     /// Continues a paused call.
     func resume()
