@@ -29,6 +29,12 @@ final class PlainHTTPClient {
     private var idle: [String: IdleList] = [:]
     private(set) var idleCount = 0
     private var sweepTimer: UInt64?
+    /// Calls waiting on a first-byte or idle deadline, checked every `deadlineCheckNanos` — as the server
+    /// checks its connections' deadlines — rather than a timer each: a timer per call cost a closure, a
+    /// weak-reference side table and two heap operations per request. A timeout fires up to that late.
+    private var timed: [PlainTransfer] = []
+    private var deadlineTimer: UInt64?
+    static let deadlineCheckNanos: UInt64 = 50_000_000
 
     private final class IdleList {
         var connections: [PlainHTTPConnection] = []
@@ -56,6 +62,35 @@ final class PlainHTTPClient {
     }
 
     /// The most recently parked connection to `authority`, taken out of the idle set.
+    func watchDeadline(_ t: PlainTransfer) {
+        guard t.deadlineSlot < 0 else { return }
+        t.deadlineSlot = timed.count
+        timed.append(t)
+        if deadlineTimer == nil { scheduleDeadlineCheck() }
+    }
+
+    func unwatchDeadline(_ t: PlainTransfer) {
+        let slot = t.deadlineSlot
+        guard slot >= 0 else { return }
+        t.deadlineSlot = -1
+        let last = timed.removeLast()
+        if slot < timed.count {
+            timed[slot] = last
+            last.deadlineSlot = slot
+        }
+    }
+
+    private func scheduleDeadlineCheck() {
+        deadlineTimer = loop.schedule(afterNanos: Self.deadlineCheckNanos) { [weak self] in
+            guard let self else { return }
+            deadlineTimer = nil
+            let now = monotonicNanos()
+            let due = timed.filter { $0.deadline <= now }  // (each may leave the list or move its deadline)
+            for t in due { t.deadlineReached() }
+            if !timed.isEmpty { scheduleDeadlineCheck() }
+        }
+    }
+
     func takeIdle(_ authority: String) -> PlainHTTPConnection? {
         guard let list = idle[authority], let c = list.connections.popLast() else { return nil }
         changeIdleCount(by: -1)

@@ -42,8 +42,10 @@ final class PlainTransfer: UpstreamCall {
     private var pendingBody = 0
     private var paused = false
     private var finished = false
-    private var deadline: UInt64 = 0
-    private var timer: UInt64?
+    /// When the first-byte or idle timeout is next due; checked by the client's deadline sweep.
+    private(set) var deadline: UInt64 = 0
+    /// This call's place in the client's list of calls with a deadline (-1: not in it).
+    var deadlineSlot = -1
     private var connectTimer: UInt64?
     private var lastActivity: UInt64 = 0
     private var retainedSelf: PlainTransfer?
@@ -367,13 +369,12 @@ final class PlainTransfer: UpstreamCall {
     }
 
     private func arm(at when: UInt64) {
-        if let t = timer { loop.cancelTimer(t) }
         deadline = when
-        timer = loop.schedule(at: when) { [weak self] in self?.timerFired() }
+        client.watchDeadline(self)
     }
 
-    private func timerFired() {
-        timer = nil
+    /// The client's sweep found `deadline` passed: time out, or move the deadline on.
+    func deadlineReached() {
         guard !finished else { return }
         guard headWasDelivered else {
             return finish(.failure(.timeout("no response from upstream within \(formatSeconds(timeouts.firstByte))")))
@@ -390,9 +391,8 @@ final class PlainTransfer: UpstreamCall {
     private func finish(_ result: UpstreamResult) {
         guard !finished else { return }
         finished = true
-        if let t = timer { loop.cancelTimer(t) }
+        client.unwatchDeadline(self)
         if let t = connectTimer { loop.cancelTimer(t) }
-        timer = nil
         connectTimer = nil
         dropConnection()
         let receiver = delegate
