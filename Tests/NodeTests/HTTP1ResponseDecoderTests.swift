@@ -140,6 +140,22 @@ import Testing
         #expect(PlainHTTPTarget("http://h/x#frag")?.requestTarget == "/x")
     }
 
+    @Test func anEndpointParsedOnceGivesTheSameTargetsAsWholeURLs() {
+        let endpoints = ["http://127.0.0.1:8000/v1", "http://h", "http://h/", "HTTP://[::1]:9/openai", "http://h:81/a/b/"]
+        let suffixes = ["/chat/completions", "/models?limit=2", "", "?q=1", "/x#frag", "/deployments/gpt%2D4/chat/completions?api-version=1"]
+        for e in endpoints {
+            let base = PlainHTTPTarget.endpoint(e)
+            #expect(base != nil, "\(e)")
+            for s in suffixes {
+                #expect(base?.appending(s) == PlainHTTPTarget(e + s), "\(e) + \(s)")
+            }
+        }
+        // Endpoints the own client does not take (curl does), or whose query would end up mid-URL.
+        for e in ["https://api.openai.com/v1", "http://u:p@h/v1", "http://h/v1?key=1", "http://h/v1#x"] {
+            #expect(PlainHTTPTarget.endpoint(e) == nil, "\(e)")
+        }
+    }
+
     @Test func urlsForCurlAreNotTaken() {
         for url in ["https://api.openai.com/v1", "http://user:pw@h/v1", "http://h:99999/", "http://h:0/", "http://:80/", "http://[::1/", "ftp://h/"] {
             #expect(PlainHTTPTarget(url) == nil, "\(url)")

@@ -5,6 +5,15 @@ struct ResolvedKey: Sendable {
     var key: VirtualKeyRecord
     var connection: ConnectionRecord
     var providerKey: String
+    /// The connection's endpoint, parsed.
+    var endpoint: UpstreamEndpoint
+
+    init(key: VirtualKeyRecord, connection: ConnectionRecord, providerKey: String) {
+        self.key = key
+        self.connection = connection
+        self.providerKey = providerKey
+        endpoint = UpstreamEndpoint(connection.endpoint)
+    }
 }
 
 /// Key hash → resolved key, in memory. Unknown hashes are remembered briefly in a bounded map so random

@@ -2,25 +2,26 @@ import Storage
 
 /// How a client request maps onto a connection's provider: URL and credentials.
 enum ProviderRouting {
-    /// Client `/v1/<rest>?<query>` → `<endpoint>/<rest>?<query>`; Azure adds `deployments/<model>/` and
-    /// its `api-version`.
-    static func upstreamURL(_ c: ConnectionRecord, rest: Substring, query: Substring?, model: String?) throws(ProxyError) -> String {
+    /// What follows the connection's endpoint upstream: client `/v1/<rest>?<query>` → `<endpoint>/<rest>?<query>`;
+    /// Azure adds `deployments/<model>/` and its `api-version`.
+    static func upstreamSuffix(_ c: ConnectionRecord, rest: Substring, query: Substring?, model: String?) throws(ProxyError) -> String {
         switch c.provider {
         case .openai, .anthropic:
-            return c.endpoint + rest + (query.map { "?" + $0 } ?? "")
+            guard let query else { return String(rest) }
+            return rest + "?" + query
         case .azure:
-            var url = c.endpoint
+            var path = ""
             if !rest.hasPrefix("/deployments/") && rest != "/models" {
                 guard let model, !model.isEmpty else {
                     throw ProxyError(status: 400, type: "invalid_request_error", code: "model_required",
                                      message: "Azure connections need \"model\" (the deployment name) in the request body")
                 }
-                url += "/deployments/" + percentEncodePathSegment(model)
+                path = "/deployments/" + percentEncodePathSegment(model)
             }
-            url += rest
+            path += rest
             var params: [String] = query.map { [String($0)] } ?? []
             if let v = c.options["api-version"], !(query?.contains("api-version=") ?? false) { params.append("api-version=" + v) }
-            return url + (params.isEmpty ? "" : "?" + params.joined(separator: "&"))
+            return path + (params.isEmpty ? "" : "?" + params.joined(separator: "&"))
         }
     }
 

@@ -111,9 +111,9 @@ struct ProxyHandler: Sendable {
 
         // Build the upstream call.
         let rest = path.dropFirst(3)  // "/v1/chat/completions" → "/chat/completions"
-        let url: String
+        let suffix: String
         do {
-            url = try ProviderRouting.upstreamURL(rk.connection, rest: rest, query: request.query, model: facts.model)
+            suffix = try ProviderRouting.upstreamSuffix(rk.connection, rest: rest, query: request.query, model: facts.model)
         } catch {
             fail(error)
             return
@@ -131,7 +131,7 @@ struct ProxyHandler: Sendable {
         }
 
         let loop = response.loop
-        let transfer = upstreams.call(on: loop, method: request.method, url: url, headers: headers, body: body)
+        let transfer = upstreams.call(on: loop, method: request.method, endpoint: rk.endpoint, suffix: suffix, headers: headers, body: body)
         let relay = Relay(response: response, transfer: transfer, hideUsageChunk: hideUsageChunk, requestID: requestID,
                           anthropic: anthropicShape, started: started, extraHeaders: rateHeaders)
         let upstreamStart = monotonicNanos()

@@ -11,7 +11,39 @@ public struct PlainHTTPTarget: Equatable, Sendable {
 
     /// Nil unless `url` is `http://` without user information (those go to curl).
     public init?(_ url: String) {
-        let u = url.utf8
+        guard let (target, rest) = Self.split(url) else { return nil }
+        self = target
+        var path = rest
+        if let hash = path.firstIndex(of: 0x23) { path = path[path.startIndex..<hash] }
+        requestTarget = Self.normalized(String(Substring(path)))
+    }
+
+    /// A connection's endpoint (`http://host:port/v1`), parsed once and then `appending` each request's
+    /// path: nil where `init?(_:)` is, and for an endpoint with a query or fragment.
+    public static func endpoint(_ url: String) -> PlainHTTPTarget? {
+        guard var (target, path) = split(url), !path.contains(0x3F), !path.contains(0x23) else { return nil }
+        target.requestTarget = String(Substring(path))  // as written, possibly empty
+        return target
+    }
+
+    /// An endpoint's target with `suffix` (path and query) after its path; what `init?(endpoint + suffix)`
+    /// gives, without building and splitting the URL again.
+    public func appending(_ suffix: String) -> PlainHTTPTarget {
+        var t = self
+        var s = Substring(suffix)
+        if let hash = s.utf8.firstIndex(of: 0x23) { s = s[s.startIndex..<hash] }
+        t.requestTarget = Self.normalized(requestTarget + s)
+        return t
+    }
+
+    /// `/` for an empty target, `/?q` for one that starts with its query.
+    private static func normalized(_ target: String) -> String {
+        target.isEmpty ? "/" : (target.utf8.first == 0x3F ? "/" + target : target)
+    }
+
+    /// The address part of an `http://` URL, and what follows the authority (path, query, fragment).
+    private static func split(_ url: String) -> (PlainHTTPTarget, Substring.UTF8View)? {
+        let u = Substring(url).utf8
         guard u.count > 7, u.prefix(7).elementsEqual("http://".utf8, by: { ($0 | 0x20) == $1 }) else { return nil }
         let rest = u.dropFirst(7)
         let authorityEnd = rest.firstIndex { $0 == 0x2F || $0 == 0x3F || $0 == 0x23 } ?? rest.endIndex
@@ -37,12 +69,14 @@ public struct PlainHTTPTarget: Equatable, Sendable {
             guard portPart.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let text = String(portPart), let p = UInt16(text), p > 0 else { return nil }
             port = p
         }
-        var target = rest[authorityEnd...]
-        if let hash = target.firstIndex(of: 0x23) { target = target[target.startIndex..<hash] }
+        return (PlainHTTPTarget(host: host, port: port, authority: String(authority)!, requestTarget: ""), rest[authorityEnd...])
+    }
+
+    init(host: String, port: UInt16, authority: String, requestTarget: String) {
         self.host = host
         self.port = port
-        self.authority = String(authority)!
-        requestTarget = target.isEmpty ? "/" : (target.first == 0x3F ? "/" + String(target)! : String(target)!)
+        self.authority = authority
+        self.requestTarget = requestTarget
     }
 }
 

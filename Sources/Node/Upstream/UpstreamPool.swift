@@ -30,12 +30,13 @@ final class UpstreamPool: @unchecked Sendable {
         ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"].first { !(environment[$0] ?? "").isEmpty }
     }
 
-    /// A call to `url` on `loop`, not started yet.
-    func call(on loop: EventLoop, method: HTTPMethod, url: String, headers: [(String, String)], body: [UInt8]) -> any UpstreamCall {
-        if plainHTTPClient == .native, let target = PlainHTTPTarget(url) {
-            return plainClient(for: loop).call(method: method, target: target, headers: headers, body: body)
+    /// A call to `endpoint` + `suffix` (path and query) on `loop`, not started yet.
+    func call(on loop: EventLoop, method: HTTPMethod, endpoint: UpstreamEndpoint, suffix: String, headers: [(String, String)],
+              body: [UInt8]) -> any UpstreamCall {
+        if plainHTTPClient == .native, let base = endpoint.plain {
+            return plainClient(for: loop).call(method: method, target: base.appending(suffix), headers: headers, body: body)
         }
-        return CurlTransfer(multi: multi(for: loop), method: method, url: url, headers: headers, body: body, timeouts: timeouts)
+        return CurlTransfer(multi: multi(for: loop), method: method, url: endpoint.url + suffix, headers: headers, body: body, timeouts: timeouts)
     }
 
     func multi(for loop: EventLoop) -> CurlMulti {
@@ -52,5 +53,18 @@ final class UpstreamPool: @unchecked Sendable {
         let c = PlainHTTPClient(loop: loop, timeouts: timeouts, stats: plainStats)
         plainClients[loop.index] = c
         return c
+    }
+}
+
+/// A connection's endpoint as the upstream clients use it, parsed once (when its key is cached) rather
+/// than for every request.
+struct UpstreamEndpoint: Sendable {
+    let url: String
+    /// For the own client: an `http://` endpoint without user information or query.
+    let plain: PlainHTTPTarget?
+
+    init(_ url: String) {
+        self.url = url
+        plain = PlainHTTPTarget.endpoint(url)
     }
 }
