@@ -54,6 +54,8 @@ final class WorkerPool<Handle>: @unchecked Sendable {
     }
 
     private func workerLoop() {
+        // Named for `top -H`, perf and /proc (otherwise the name of whichever thread created the pool).
+        _ = pthread_setname_np(pthread_self(), priority == .background ? "llmp-store-bg" : "llmp-store")
         switch priority {
         case .normal:
             // Store work (key-cache misses, usage batches that fell behind) yields to the event loops when
