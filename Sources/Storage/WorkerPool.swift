@@ -54,8 +54,7 @@ final class WorkerPool<Handle>: @unchecked Sendable {
     }
 
     private func workerLoop() {
-        // Named for `top -H`, perf and /proc (otherwise the name of whichever thread created the pool).
-        _ = pthread_setname_np(pthread_self(), priority == .background ? "llmp-store-bg" : "llmp-store")
+        nameThisThread(priority == .background ? "llmp-store-bg" : "llmp-store")
         switch priority {
         case .normal:
             // Store work (key-cache misses, usage batches that fell behind) yields to the event loops when
@@ -100,6 +99,16 @@ final class WorkerPool<Handle>: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
         for t in ts { pthread_join(t, nil) }
     }
+}
+
+/// Names the calling thread for `top -H`, perf and /proc — otherwise it carries the name of whichever
+/// thread created it. (Through /proc: Glibc's Swift module does not export `pthread_setname_np`.)
+private func nameThisThread(_ name: String) {
+    let fd = open("/proc/thread-self/comm", O_WRONLY)
+    guard fd >= 0 else { return }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = write(fd, bytes, bytes.count)
+    close(fd)
 }
 
 /// Unix time in milliseconds.
