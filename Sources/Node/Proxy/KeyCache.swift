@@ -7,12 +7,15 @@ struct ResolvedKey: Sendable {
     var providerKey: String
     /// The connection's endpoint, parsed.
     var endpoint: UpstreamEndpoint
+    /// The provider's authentication header with the real key, made once.
+    var upstreamAuth: (String, String)
 
     init(key: VirtualKeyRecord, connection: ConnectionRecord, providerKey: String) {
         self.key = key
         self.connection = connection
         self.providerKey = providerKey
         endpoint = UpstreamEndpoint(connection.endpoint)
+        upstreamAuth = ProviderRouting.authHeader(connection, secret: providerKey)
     }
 }
 

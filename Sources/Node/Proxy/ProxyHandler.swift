@@ -124,7 +124,7 @@ struct ProxyHandler: Sendable {
             if name == "x-request-id" { continue }
             headers.append((name, value))
         }
-        headers.append(ProviderRouting.authHeader(rk.connection, secret: rk.providerKey))
+        headers.append(rk.upstreamAuth)
         headers.append(("x-request-id", requestID))
         if rk.connection.provider == .anthropic, request.headers["anthropic-version"] == nil {
             headers.append(("anthropic-version", "2023-06-01"))
@@ -188,20 +188,21 @@ struct ProxyHandler: Sendable {
     }
 
     /// The virtual key from `Authorization: Bearer`, `x-api-key` or `api-key`.
-    static func clientKey(_ h: HTTPHeaders) -> String? {
+    /// The client's key, as part of the header it came in (only hashed, so never copied).
+    static func clientKey(_ h: HTTPHeaders) -> Substring? {
         if let auth = h["authorization"] {
             // What every SDK sends, without splitting strings.
             if auth.hasPrefix("Bearer "), auth.utf8.count > 7, !auth.utf8.dropFirst(7).contains(where: { $0 == 0x20 || $0 == 0x09 }) {
-                return String(auth.utf8.dropFirst(7))!
+                return Substring(auth.utf8.dropFirst(7))
             }
             let parts = auth.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].asciiCaseInsensitiveEquals("bearer") {
                 let k = parts[1].trimmingOWS()
-                if !k.isEmpty { return String(k) }
+                if !k.isEmpty { return k }
             }
         }
-        if let k = h["x-api-key"], !k.isEmpty { return k }
-        if let k = h["api-key"], !k.isEmpty { return k }
+        if let k = h["x-api-key"], !k.isEmpty { return k[...] }
+        if let k = h["api-key"], !k.isEmpty { return k[...] }
         return nil
     }
 }

@@ -16,6 +16,10 @@ public enum Crypto {
     /// The hex SHA-256 of a string's UTF-8 (how virtual and admin keys are looked up): one allocation, the
     /// result's, with the digest on the stack.
     public static func sha256Hex(_ text: String) -> String {
+        sha256Hex(text[...])
+    }
+
+    public static func sha256Hex(_ text: Substring) -> String {
         var text = text
         var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         return withUnsafeMutableBytes(of: &digest) { d in
