@@ -51,6 +51,30 @@ import Testing
         #expect(!loop.inEventLoop)
     }
 
+    @Test func deferredWorkRunsLaterInTheIterationInOrder() async throws {
+        final class Step: LoopDeferred, @unchecked Sendable {
+            let name: String
+            let log: LockedBox<[String]>
+            init(_ name: String, _ log: LockedBox<[String]>) { self.name = name; self.log = log }
+            func runDeferred() { log.withLock { $0.append(name) } }
+        }
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let log = LockedBox<[String]>([])
+        let seen = await withCheckedContinuation { (c: CheckedContinuation<[String], Never>) in
+            loop.execute {
+                loop.enqueueLocal(Step("object 1", log))
+                loop.enqueueLocal { log.withLock { $0.append("closure") } }
+                loop.enqueueLocal(Step("object 2", log))
+                log.withLock { $0.append("now") }
+                // Queued from deferred work: still this iteration, after what was queued before it.
+                loop.enqueueLocal { loop.enqueueLocal { c.resume(returning: log.withLock { $0 }) } }
+            }
+        }
+        #expect(seen == ["now", "object 1", "closure", "object 2"])
+    }
+
     @Test func timersFireAfterTheirDelay() async throws {
         let group = try EventLoopGroup(loopCount: 1)
         defer { group.shutdown() }

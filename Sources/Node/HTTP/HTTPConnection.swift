@@ -7,7 +7,7 @@ import Glibc
 /// backpressure, and enforces header/body/idle timeouts.
 ///
 /// Lives on its loop's thread only; see `HTTPResponseWriter` for the one way in from handler tasks.
-final class HTTPConnection: EventHandler {
+final class HTTPConnection: EventHandler, LoopDeferred {
     enum State {
         case idle          // waiting for (more of) a request
         case handling      // a request is with the handler
@@ -201,19 +201,31 @@ final class HTTPConnection: EventHandler {
 
     /// Queues a copy of `bytes`, to go out at the end of this loop iteration.
     func enqueue(_ bytes: UnsafeRawBufferPointer) {
+        enqueue { $0.append(contentsOf: bytes) }
+    }
+
+    /// Queues what `write` appends to the output, in place (no intermediate array).
+    func enqueue(writing write: (inout [UInt8]) -> Void) {
         guard state != .closed && state != .lingering else { return }
         if outputIndex == output.count && output.capacity > 0 && output.count > 0 {
             output.removeAll(keepingCapacity: true)
             outputIndex = 0
         }
-        output.append(contentsOf: bytes)
+        write(&output)
+        scheduleFlush()
+    }
+
+    /// Flushes at the end of this loop iteration, unless already due (or waiting for the socket).
+    private func scheduleFlush() {
         if !flushScheduled && !interest.contains(.write) {
             flushScheduled = true
-            loop.enqueueLocal { [self] in
-                flushScheduled = false
-                flush()
-            }
+            loop.enqueueLocal(self)
         }
+    }
+
+    func runDeferred() {
+        flushScheduled = false
+        flush()
     }
 
     private var flushScheduled = false

@@ -66,7 +66,8 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         connection.loop.assertInLoop()
         guard case .initial = state else { return }
         self.status = status
-        var bytes = headBytes(status: status, headers: headers, framing: Self.bodyAllowed(status) ? .length(body.count) : .none)
+        var bytes: [UInt8] = []
+        headBytes(into: &bytes, status: status, headers: headers, framing: Self.bodyAllowed(status) ? .length(body.count) : .none)
         if !isHead && Self.bodyAllowed(status) { bytes.append(contentsOf: body) }
         bytesWritten = body.count
         state = .done
@@ -91,7 +92,7 @@ public final class HTTPResponseWriter: @unchecked Sendable {
             framing = .closeDelimited
         }
         if case .chunked = framing { state = .streaming(chunked: true) } else { state = .streaming(chunked: false) }
-        connection.enqueue(headBytes(status: status, headers: headers, framing: framing))
+        connection.enqueue { headBytes(into: &$0, status: status, headers: headers, framing: framing) }
     }
 
     /// Writes a piece of a streamed body; suspends while the client is behind.
@@ -183,10 +184,11 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         !(status < 200 || status == 204 || status == 304)
     }
 
-    private func headBytes(status: Int, headers: HTTPHeaders, framing: Framing) -> [UInt8] {
+    /// Appends the response head to `out`.
+    private func headBytes(into out: inout [UInt8], status: Int, headers: HTTPHeaders, framing: Framing) {
         if connection.draining || connection.server.isDraining { keepAlive = false }
-        var out: [UInt8] = []
-        out.reserveCapacity(160 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+        // (Only for a fresh buffer: a connection's output keeps its capacity and grows geometrically.)
+        if out.isEmpty { out.reserveCapacity(160 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }) }
         if status == 200 {
             out.append(contentsOf: Self.status200)
         } else {
@@ -220,7 +222,6 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         out.append(contentsOf: "date: ".utf8)
         out.append(contentsOf: connection.server.dateCache.current())
         out.append(contentsOf: "\r\n\r\n".utf8)
-        return out
     }
 }
 

@@ -33,6 +33,7 @@ public final class EventLoop: @unchecked Sendable {
     enum Work {
         case closure(() -> Void)
         case job(UnownedJob)
+        case deferred(any LoopDeferred)
     }
 
     struct Inbox {
@@ -45,6 +46,8 @@ public final class EventLoop: @unchecked Sendable {
     private let wakeFD: Int32
     private let inbox = LockedBox(Inbox())
     private var local: [Work] = []
+    /// The storage of the last batch of local work, emptied, to take the next batch without reallocating.
+    private var spareLocal: [Work] = []
     private var handlers: [(handler: EventHandler, generation: UInt32)?] = []
     private var generation: UInt32 = 0
     private var timers = TimerHeap()
@@ -92,6 +95,13 @@ public final class EventLoop: @unchecked Sendable {
     public func enqueueLocal(_ work: @escaping () -> Void) {
         assertInLoop()
         local.append(.closure(work))
+    }
+
+    /// Calls `object.runDeferred()` later in this loop iteration: `enqueueLocal` for work done per request
+    /// (a response's flush), without allocating a closure for it. Loop thread only.
+    public func enqueueLocal(_ object: any LoopDeferred) {
+        assertInLoop()
+        local.append(.deferred(object))
     }
 
     private func submit(_ work: Work) {
@@ -241,9 +251,11 @@ public final class EventLoop: @unchecked Sendable {
         // bounded so that a busy task cannot starve I/O.
         var rounds = 0
         while !local.isEmpty && rounds < 16 {
-            let batch = local
-            local = []
+            var batch = spareLocal
+            swap(&batch, &local)
             for w in batch { run(w) }
+            batch.removeAll(keepingCapacity: true)
+            spareLocal = batch
             rounds += 1
         }
     }
@@ -253,8 +265,14 @@ public final class EventLoop: @unchecked Sendable {
         switch work {
         case .closure(let c): c()
         case .job(let j): j.runSynchronously(on: asUnownedTaskExecutor())
+        case .deferred(let object): object.runDeferred()
         }
     }
+}
+
+/// Something that does its part later in the current loop iteration (see `EventLoop.enqueueLocal(_:)`).
+public protocol LoopDeferred: AnyObject {
+    func runDeferred()
 }
 
 extension EventLoop: TaskExecutor {
