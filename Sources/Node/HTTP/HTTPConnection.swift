@@ -292,6 +292,9 @@ final class HTTPConnection: EventHandler, LoopDeferred {
         disconnectObserver = nil
         onDrained = []
         server.requestsFinished &+= 1
+        // A finished response goes out now, not at the end of this loop iteration: nothing more joins it,
+        // and the rest of the iteration (every other ready connection's work) would only delay it.
+        if outputIndex < output.count && !interest.contains(.write) { flush() }
         guard state == .handling else { return }
         if keepAlive && !draining && !server.isDraining {
             state = .idle
