@@ -50,3 +50,5 @@ requests=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
 echo "$out"
 echo "node CPU µs/request: $(awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v n="$requests" 'BEGIN{ if (n>0) printf "%.1f", (b-a)/hz*1e6/n; else print "nan"}')"
 echo "node RSS KiB: $(rss_kib "$pid")"
+# A node that drops usage under load is not faster, it is broken: say so next to the figures.
+echo "usage right after the run: $(curl -s "http://127.0.0.1:$OURS/metrics" | awk '/^llmp_usage_(queue_depth|dropped_total|written_total) /{printf "%s=%s ", $1, $2}')"

@@ -97,6 +97,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 echo "RSS KiB after the run: nginx $(rss_kib "$(cat "$BENCH_TMP/nginx.pid")"), llm-proxy $(rss_kib "$(cat "$BENCH_TMP/ours.pid")")$([ -n "$LITELLM" ] && echo ", litellm $(rss_kib "$(cat "$BENCH_TMP/litellm.pid")")")"
 sleep 2
+echo "llm-proxy usage counters: $(curl -s "http://127.0.0.1:$OURS/metrics" | awk '/^llmp_usage_(queue_depth|dropped_total|written_total) /{printf "%s=%s ", $1, $2}')(dropped must be 0)"
 echo "usage rows written by llm-proxy: $("$BIN" usage --output json | python3 -c 'import json,sys; print(sum(r["requests"] for r in json.load(sys.stdin)))')"
 
 echo
