@@ -19,10 +19,6 @@ final class UsageWriter: @unchecked Sendable {
         var failures = 0
         var failedBatches = 0
         var lastError: String?
-        /// The storage of the queue the flusher took last time, emptied, to become the next queue: the
-        /// loops then append without growing it from nothing each second (which copied the whole queue at
-        /// every doubling, a millisecond-long pause on a loop at 30k records per second).
-        var spare: [UsageRecord] = []
     }
 
     private let state = LockedBox(State())
@@ -73,15 +69,8 @@ final class UsageWriter: @unchecked Sendable {
         while true {
             var taken: [UsageRecord] = []
             state.withLock { s in
-                swap(&taken, &s.spare)
                 swap(&taken, &s.queue)
                 s.inFlight = taken.count
-            }
-            defer {
-                // Records are released here, on the flusher's thread; the storage goes back for reuse.
-                taken.removeAll(keepingCapacity: true)
-                // (Not after an outage's backlog: that much memory is not kept for good.)
-                if taken.capacity <= 65536 { state.withLock { s in if s.spare.capacity < taken.capacity { swap(&s.spare, &taken) } } }
             }
             if taken.isEmpty { return true }
             var i = 0
