@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import Synchronization
 
 /// The `Store` for SQL databases (SQLite and PostgreSQL): the same statements over a `SQLSession` per
@@ -274,12 +273,6 @@ final class SQLStore: Store, @unchecked Sendable {
                 }
                 try s.execute(self.usageInsertSQL(rows: chunk.count), params)
                 i += chunk.count
-                // On the background lane, give the core back between statements: on a core shared with an
-                // event loop that has used more than its fair share, the scheduler lets this thread finish
-                // its whole slice (ms) before the loop runs again. Not on the normal lane, which is where
-                // a writer that fell behind catches up: yielding there too starved it at saturation (one
-                // core, 33k req/s: the queue filled and records were dropped).
-                if lane == .background { _ = sched_yield() }
             }
         }
     }
