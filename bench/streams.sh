@@ -14,7 +14,7 @@ RATE=${RATE:-1500}
 ulimit -n "$(ulimit -Hn)" || { echo "cannot raise the descriptor limit"; exit 1; }
 echo "descriptor limit: $(ulimit -n)"
 swift build -c release --product llm-proxy --product mock-provider >/dev/null 2>&1 || { swift build -c release >/dev/null 2>&1 || exit 1; }
-BINDIR=$(swift build -c release --show-bin-path)
+BINDIR=${BINDIR:-$(swift build -c release --show-bin-path)}
 MOCK=$(free_port); NODE=$(free_port)
 start_bg mock - "$BINDIR/mock-provider" --listen "127.0.0.1:$MOCK" --event-loops 1
 wait_port "$MOCK" 10 || exit 1
