@@ -4,11 +4,13 @@ import TestSupport
 
 // Storage throughput per backend: batched usage inserts (records/s) and key lookups by hash (lookups/s),
 // against a SQLite file, a throwaway PostgreSQL 15 and SecantusDB, all started here.
-//   swift run -c release store-bench [records] [lookups]
+//   swift run -c release store-bench [records] [lookups] [writers] [batch]
+// (writers: concurrent batch writers, default 4 — a node's usage writer is one; batch: records per
+// insert call, default 500 as in UsageWriter.)
 let records = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 100_000 : 100_000
 let lookups = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 20_000 : 20_000
-let batch = 500
-let concurrency = 4
+let batch = CommandLine.arguments.count > 4 ? max(1, Int(CommandLine.arguments[4]) ?? 500) : 500
+let concurrency = CommandLine.arguments.count > 3 ? max(1, Int(CommandLine.arguments[3]) ?? 4) : 4
 
 func measure(_ name: String, _ url: String) async throws {
     let store = try StoreFactory.open(url: url, poolSize: concurrency)
