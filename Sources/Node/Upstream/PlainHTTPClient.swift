@@ -61,7 +61,7 @@ final class PlainHTTPClient {
         PlainTransfer(client: self, method: method, target: target, headers: headers, body: body)
     }
 
-    /// The most recently parked connection to `authority`, taken out of the idle set.
+    /// Puts `t` in the deadline sweep (once; its `deadline` may move while it is there).
     func watchDeadline(_ t: PlainTransfer) {
         guard t.deadlineSlot < 0 else { return }
         t.deadlineSlot = timed.count
@@ -91,6 +91,7 @@ final class PlainHTTPClient {
         }
     }
 
+    /// The most recently parked connection to `authority`, taken out of the idle set.
     func takeIdle(_ authority: String) -> PlainHTTPConnection? {
         guard let list = idle[authority], let c = list.connections.popLast() else { return nil }
         changeIdleCount(by: -1)
