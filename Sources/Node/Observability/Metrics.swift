@@ -7,7 +7,7 @@
 public final class Metrics: @unchecked Sendable {
     /// Classes, not structs: an update looks its metric up and changes it in place, where a struct in a
     /// dictionary would go through the dictionary's modify accessor (a heap-allocated coroutine frame per
-    /// update, three or four per proxied request).
+    /// update).
     final class Counter {
         let help: String
         var values: [[String]: Double] = [:]
@@ -129,7 +129,7 @@ public final class Metrics: @unchecked Sendable {
     }
 
     public func add(_ name: String, _ labels: [String] = [], _ value: Double = 1) {
-        update { $0.add(name, labels, value) }
+        state.withLock { $0.counters[name]?.add(labels, value, maxSeries: maxSeries) }
     }
 
     /// Sets a counter to a total kept elsewhere (read at scrape time).
@@ -146,32 +146,8 @@ public final class Metrics: @unchecked Sendable {
         state.withLock { $0.histograms[name]?.set(labels, perBucket: perBucket, sum: sum) }
     }
 
-    /// A histogram's bucket bounds (for code that keeps its series itself).
-    func buckets(of name: String) -> [Double] {
-        state.withLock { $0.histograms[name]?.buckets ?? [] }
-    }
-
     public func observe(_ name: String, _ labels: [String] = [], _ value: Double) {
-        update { $0.observe(name, labels, value) }
-    }
-
-    /// Several updates under one acquisition of the lock (a proxied request makes five or six).
-    public func update(_ body: (Updates) -> Void) {
-        state.withLock { s in body(Updates(state: s, maxSeries: maxSeries)) }
-    }
-
-    /// Updates inside `update`: the metrics are classes, changed in place while the lock is held.
-    public struct Updates {
-        fileprivate let state: State
-        fileprivate let maxSeries: Int
-
-        public func add(_ name: String, _ labels: [String] = [], _ value: Double = 1) {
-            state.counters[name]?.add(labels, value, maxSeries: maxSeries)
-        }
-
-        public func observe(_ name: String, _ labels: [String] = [], _ value: Double) {
-            state.histograms[name]?.observe(labels, value, maxSeries: maxSeries)
-        }
+        state.withLock { $0.histograms[name]?.observe(labels, value, maxSeries: maxSeries) }
     }
 
     public func onScrape(_ collect: @escaping @Sendable (Metrics) -> Void) {

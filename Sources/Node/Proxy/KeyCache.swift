@@ -1,10 +1,10 @@
 import Storage
 
-/// A virtual key resolved for the proxy: the key's record, its connection and the decrypted provider key.
+/// A virtual key resolved for the proxy: the key's record, its connection, and what the upstream call needs
+/// (the parsed endpoint, the provider's auth header with the decrypted key).
 struct ResolvedKey: Sendable {
     var key: VirtualKeyRecord
     var connection: ConnectionRecord
-    var providerKey: String
     /// The connection's endpoint, parsed.
     var endpoint: UpstreamEndpoint
     /// The provider's authentication header with the real key, made once.
@@ -13,7 +13,6 @@ struct ResolvedKey: Sendable {
     init(key: VirtualKeyRecord, connection: ConnectionRecord, providerKey: String) {
         self.key = key
         self.connection = connection
-        self.providerKey = providerKey
         endpoint = UpstreamEndpoint(connection.endpoint)
         upstreamAuth = ProviderRouting.authHeader(connection, secret: providerKey)
     }
