@@ -57,8 +57,10 @@ public enum Crypto {
         bytes.withUnsafeBytes { hex($0) }
     }
 
+    static let hexDigits: StaticString = "0123456789abcdef"
+
     public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
-        let digits: StaticString = "0123456789abcdef"
+        let digits = hexDigits
         return String(unsafeUninitializedCapacity: bytes.count * 2) { out in
             for (i, b) in bytes.enumerated() {
                 out[2 * i] = digits.utf8Start[Int(b >> 4)]
@@ -141,7 +143,7 @@ public enum Identifiers {
     /// `prefix_` and two numbers in fixed-width hex, written straight into the one string (ids are made per
     /// request: concatenating pieces allocated each piece and each intermediate result).
     private static func prefixedHex(_ prefix: String, _ a: (value: UInt64, digits: Int), _ b: (value: UInt64, digits: Int)) -> String {
-        let table: StaticString = "0123456789abcdef"
+        let table = Crypto.hexDigits
         let head = prefix.utf8.count
         return String(unsafeUninitializedCapacity: head + 1 + a.digits + b.digits) { out in
             var i = 0
