@@ -4,6 +4,7 @@ extension SQLDialect {
         serialPrimaryKey: "BIGSERIAL PRIMARY KEY", beginWrite: "BEGIN",
         // One migration at a time across every node sharing the database.
         migrationLock: "SELECT pg_advisory_xact_lock(7271827)",
+        insertIgnoringDuplicates: ("INSERT INTO", " ON CONFLICT (id) DO NOTHING"),
         placeholders: { $0 })
 }
 

@@ -277,16 +277,17 @@ final class SQLStore: Store, @unchecked Sendable {
         }
     }
 
-    /// `INSERT … VALUES (…), (…) ON CONFLICT (id) DO NOTHING` for `rows` records, in this store's dialect;
-    /// made once per row count.
+    /// An `INSERT … VALUES (…), (…)` of `rows` records that skips ids already written (a retried batch),
+    /// in this store's dialect; made once per row count.
     private func usageInsertSQL(rows: Int) -> String {
         if let sql = usageInsertTexts.withLock({ $0[rows] }) { return sql }
-        var sql = "INSERT INTO usage_records (\(Self.usageColumns)) VALUES "
+        let ignoring = dialect.insertIgnoringDuplicates
+        var sql = "\(ignoring.prefix) usage_records (\(Self.usageColumns)) VALUES "
         for n in 0..<rows {
             let base = n * 13
             sql += (n == 0 ? "" : ", ") + "(" + (1...13).map { "$\(base + $0)" }.joined(separator: ", ") + ")"
         }
-        sql = dialect.placeholders(sql + " ON CONFLICT (id) DO NOTHING")
+        sql = dialect.placeholders(sql + ignoring.suffix)
         usageInsertTexts.withLock { $0[rows] = sql }
         return sql
     }

@@ -102,6 +102,11 @@ struct SQLDialect: Sendable {
     var beginWrite: String
     /// Optional statement run first inside the migration transaction (e.g. an advisory lock).
     var migrationLock: String?
+    /// `INSERT` that skips rows whose primary key exists (`prefix … VALUES … suffix`). SQLite's own form
+    /// matters: a multi-row `INSERT … ON CONFLICT DO NOTHING` may abort half-way on another constraint, so
+    /// SQLite writes a statement journal to a temporary file for it (one page per row touched); with
+    /// `INSERT OR IGNORE` nothing can abort and no journal is written.
+    var insertIgnoringDuplicates: (prefix: String, suffix: String)
     /// Rewrites `$1`-style placeholders for the driver.
     var placeholders: @Sendable (String) -> String
 }

@@ -2,6 +2,7 @@ extension SQLDialect {
     static let sqlite = SQLDialect(
         name: "SQLite", blob: "BLOB", bigint: "INTEGER", double: "REAL",
         serialPrimaryKey: "INTEGER PRIMARY KEY AUTOINCREMENT", beginWrite: "BEGIN IMMEDIATE", migrationLock: nil,
+        insertIgnoringDuplicates: ("INSERT OR IGNORE INTO", ""),
         placeholders: { sql in sql.replacing("$", with: "?") })
 }
 
