@@ -32,7 +32,7 @@ public protocol Store: Sendable {
 
     // MARK: Usage
     /// Inserts a batch atomically; re-inserting records whose ids exist is a no-op (safe to retry). On the
-    /// `.background` lane the work runs on a nice-19 thread that yields to anything else wanting the CPU.
+    /// `.background` lane the work yields the CPU to request handling (see `StoreLane`).
     func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws
     func usageTotals(_ query: UsageQuery) async throws -> [UsageTotal]
     func usageRecords(_ query: UsageQuery, limit: Int) async throws -> [UsageRecord]
@@ -81,8 +81,9 @@ extension Store {
     }
 }
 
-/// Which threads run a store call: `.normal` ones (nice 5), or one `.background` thread per store that
-/// runs at nice 19, yielding the CPU to anything else — for bookkeeping that must not delay requests.
+/// Which threads run a store call: `.normal` ones (nice 5), or one `.background` thread per store for
+/// bookkeeping that must not delay requests — in the SQL stores a writer that paces itself
+/// (`WritePacing`), in MongoDB a nice-19 thread.
 public enum StoreLane: Sendable, Equatable {
     case normal
     case background

@@ -15,11 +15,18 @@ final class WorkerPool<Handle>: @unchecked Sendable {
     private var stopping = false
     private var threads: [pthread_t] = []
     private let name: String
-    private let priority: StoreLane
+    private let threadName: String
+    private let nice: Int32
 
-    init(name: String, threads count: Int, priority: StoreLane = .normal) {
+    /// `threadName` is what `top -H`, perf and /proc show; `nice` is the threads' nice value. The default 5:
+    /// store work (key-cache misses, admin calls, usage catching up) gives way to the event loops when they
+    /// compete for a core — it halved the multi-millisecond stalls unpaced usage batches put into proxied
+    /// requests' p99 (bench/proxy.sh, one core: 8.2 -> 5.2 ms at 16 connections), leaving a writer ~25% of
+    /// a saturated core (nice 10 left ~10%).
+    init(name: String, threads count: Int, threadName: String = "llmp-store", nice: Int32 = 5) {
         self.name = name
-        self.priority = priority
+        self.threadName = threadName
+        self.nice = nice
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
         for _ in 0..<max(1, count) {
@@ -54,21 +61,9 @@ final class WorkerPool<Handle>: @unchecked Sendable {
     }
 
     private func workerLoop() {
-        nameThisThread(priority == .background ? "llmp-store-bg" : "llmp-store")
-        switch priority {
-        case .normal:
-            // Store work (key-cache misses, usage batches that fell behind) yields to the event loops when
-            // they compete for a core: nice 5 (on Linux, who=0 means this thread) halved the multi-millisecond
-            // stalls a usage batch put into proxied requests' p99 (bench/proxy.sh, one core: 8.2 -> 5.2 ms at
-            // 16 connections) while leaving the writer ~25% of a saturated core. (Nice 10 left ~10%.)
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 5)
-        case .background:
-            // Nice 19: a waking event loop preempts this thread at once, so usage writes stop showing in
-            // requests' p99 (one shared core, 1 connection: ~1 ms -> ~0.35 ms), while a saturated core still
-            // gives it ~1.5% (weight 15 against a loop's 1024). SCHED_IDLE gave the same p99 but only
-            // ~0.3%: under a loaded test machine a batch it had started sat for many seconds.
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
-        }
+        nameThisThread(threadName)
+        // On Linux, who=0 means this thread.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)
         var handle: Handle?
         while true {
             pthread_mutex_lock(mutex)

@@ -132,4 +132,24 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
         #expect(try await store.usageTotals(UsageQuery()).first?.requests == 30)
         await store.close()
     }
+
+    /// A long queue is falling behind even while its records are fresh: catch up on the normal lane.
+    @Test func aLongQueueOfFreshRecordsGoesToTheNormalLane() async throws {
+        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
+        try await store.migrate()
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, catchUpDepth: 15)
+        func fresh(_ i: Int) -> UsageRecord {
+            var r = record(i)
+            r.endedAt = nowMillis()
+            return r
+        }
+        for i in 0..<10 { writer.record(fresh(i)) }
+        #expect(await writer.flushOnce())
+        for i in 10..<30 { writer.record(fresh(i)) }
+        #expect(await writer.flushOnce())
+        // Ten waiting: background. Twenty: the first batch to the normal lane; with ten left, background again.
+        #expect(store.lanes.withLock { $0 } == [.background, .normal, .background])
+        #expect(try await store.usageTotals(UsageQuery()).first?.requests == 30)
+        await store.close()
+    }
 }

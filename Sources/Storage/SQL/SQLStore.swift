@@ -17,7 +17,8 @@ final class SQLStore: Store, @unchecked Sendable {
         self.dialect = dialect
         self.connect = connect
         pool = WorkerPool(name: backend, threads: poolSize)
-        backgroundPool = WorkerPool(name: backend + "-background", threads: 1, priority: .background)
+        // Nice 0: the only background work is usage writing, which paces itself (`WritePacing`).
+        backgroundPool = WorkerPool(name: backend + "-background", threads: 1, threadName: "llmp-store-bg", nice: 19)
     }
 
     // MARK: Running statements
@@ -257,21 +258,25 @@ final class SQLStore: Store, @unchecked Sendable {
     private let usageInsertTexts = Mutex<[Int: String]>([:])
     private static let usageColumns = "id, vkey_id, connection_id, model, prompt_tokens, completion_tokens, estimated, status, latency_ms, stream, started_at, ended_at, node_id"
 
+    /// One transaction, written in statements of up to 64 rows (the session caches each text's prepared
+    /// statement), paced so an event loop sharing the core is held off for one statement at a time.
     func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws {
         guard !records.isEmpty else { return }
+        let pacing = WritePacing(lane)
         try await transaction(lane: lane) { s in
-            // Multi-row inserts of up to 64 records per statement (the session caches each text's prepared statement).
             var i = 0
             while i < records.count {
                 let chunk = records[i..<min(i + 64, records.count)]
-                var params: [SQLValue] = []
-                params.reserveCapacity(chunk.count * 13)
-                for r in chunk {
-                    params += [.text(r.id), .text(r.virtualKeyID), .text(r.connectionID), .text(r.model), .int(r.promptTokens),
-                               .int(r.completionTokens), .int(r.estimated ? 1 : 0), .int(Int64(r.statusCode)), .int(r.latencyMillis),
-                               .int(r.stream ? 1 : 0), .int(r.startedAt), .int(r.endedAt), .text(r.nodeID)]
+                try pacing.step {
+                    var params: [SQLValue] = []
+                    params.reserveCapacity(chunk.count * 13)
+                    for r in chunk {
+                        params += [.text(r.id), .text(r.virtualKeyID), .text(r.connectionID), .text(r.model), .int(r.promptTokens),
+                                   .int(r.completionTokens), .int(r.estimated ? 1 : 0), .int(Int64(r.statusCode)), .int(r.latencyMillis),
+                                   .int(r.stream ? 1 : 0), .int(r.startedAt), .int(r.endedAt), .text(r.nodeID)]
+                    }
+                    try s.execute(self.usageInsertSQL(rows: chunk.count), params)
                 }
-                try s.execute(self.usageInsertSQL(rows: chunk.count), params)
                 i += chunk.count
             }
         }

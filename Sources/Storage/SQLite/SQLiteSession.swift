@@ -18,6 +18,10 @@ final class SQLiteSession: SQLSession {
         try execute("PRAGMA journal_mode=WAL", [])
         try execute("PRAGMA synchronous=NORMAL", [])
         try execute("PRAGMA foreign_keys=ON", [])
+        // Checkpoint every 200 WAL pages (default 1000): the checkpoint runs inside a COMMIT, in one
+        // go, so a smaller one is a shorter stall for a loop sharing the writer's core (bench/profile.sh,
+        // one core, 16 connections: p99 2.2–2.4 -> 1.7 ms).
+        try execute("PRAGMA wal_autocheckpoint=200", [])
     }
 
     deinit {
