@@ -17,7 +17,9 @@ final class SQLStore: Store, @unchecked Sendable {
         self.dialect = dialect
         self.connect = connect
         pool = WorkerPool(name: backend, threads: poolSize)
-        // Nice 0: the only background work is usage writing, which paces itself (`WritePacing`).
+        // Nice 19: a waking event loop preempts this thread at once (at nice 0 its paced steps added ~0.15 ms
+        // to one-connection p99s, 0.25 -> 0.4 ms); when a saturated loop starves it, `UsageWriter` moves
+        // the batches to the nice-5 lane, paced too.
         backgroundPool = WorkerPool(name: backend + "-background", threads: 1, threadName: "llmp-store-bg", nice: 19)
     }
 
