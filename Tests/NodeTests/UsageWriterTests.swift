@@ -53,6 +53,12 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
                     latencyMillis: 1, stream: false, startedAt: Int64(i), endedAt: Int64(i), nodeID: "n")
     }
 
+    func record(_ i: Int, endedAt: Int64) -> UsageRecord {
+        var r = record(i)
+        r.endedAt = endedAt
+        return r
+    }
+
     @Test func recordsAcceptedDuringAnOutageAreWrittenWhenTheStoreReturns() async throws {
         let url = TestServers.tempSQLiteURL()
         let store = FlakyUsageStore(try StoreFactory.open(url: url))
@@ -117,16 +123,11 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
         let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
         try await store.migrate()
         let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, catchUpAfterMillis: 2000)
-        func stamped(_ i: Int, endedAt: Int64) -> UsageRecord {
-            var r = record(i)
-            r.endedAt = endedAt
-            return r
-        }
         let now = nowMillis()
-        for i in 0..<10 { writer.record(stamped(i, endedAt: now)) }
-        for i in 10..<20 { writer.record(stamped(i, endedAt: now - 5000)) }
+        for i in 0..<10 { writer.record(record(i, endedAt: now)) }
+        for i in 10..<20 { writer.record(record(i, endedAt: now - 5000)) }
         #expect(await writer.flushOnce())
-        for i in 20..<30 { writer.record(stamped(i, endedAt: now)) }
+        for i in 20..<30 { writer.record(record(i, endedAt: now)) }
         await writer.shutdown(deadlineNanos: 5_000_000_000)
         #expect(store.lanes.withLock { $0 } == [.background, .normal, .normal])
         #expect(try await store.usageTotals(UsageQuery()).first?.requests == 30)
@@ -138,14 +139,9 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
         let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
         try await store.migrate()
         let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, catchUpDepth: 15)
-        func fresh(_ i: Int) -> UsageRecord {
-            var r = record(i)
-            r.endedAt = nowMillis()
-            return r
-        }
-        for i in 0..<10 { writer.record(fresh(i)) }
+        for i in 0..<10 { writer.record(record(i, endedAt: nowMillis())) }
         #expect(await writer.flushOnce())
-        for i in 10..<30 { writer.record(fresh(i)) }
+        for i in 10..<30 { writer.record(record(i, endedAt: nowMillis())) }
         #expect(await writer.flushOnce())
         // Ten waiting: background. Twenty: the first batch to the normal lane; with ten left, background again.
         #expect(store.lanes.withLock { $0 } == [.background, .normal, .background])
