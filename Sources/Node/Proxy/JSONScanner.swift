@@ -51,8 +51,13 @@ public struct JSONScanner {
         i += 1
         let start = i
         while i < bytes.count {
-            // Eight plain bytes at a time (no quote, backslash or control byte among them).
-            while i + 8 <= bytes.count, !Self.mayEndString(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8 }
+            // Eight bytes at a time: past plain ones, or straight to the first quote, backslash or control byte.
+            while i + 8 <= bytes.count {
+                let special = Self.specialBytes(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                if special == 0 { i += 8; continue }
+                i += special.trailingZeroBitCount / 8
+                break
+            }
             guard i < bytes.count else { break }
             let b = bytes[i]
             if b == UInt8(ascii: "\"") {
@@ -78,13 +83,15 @@ public struct JSONScanner {
         return nil
     }
 
-    /// True if any of the eight bytes is `"`, `\\` or below 0x20 (a zero byte test on each).
+    /// The high bit set in each byte of `w` (read little-endian) that is `"`, `\\` or below 0x20 — exact up to
+    /// and including the first such byte (a borrow can also mark bytes after it), so the lowest set bit
+    /// finds the first one; zero if there is none.
     @inline(__always)
-    static func mayEndString(_ w: UInt64) -> Bool {
+    static func specialBytes(_ w: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
         func hasZero(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
         let control = (w &- ones &* 0x20) & ~w & highs
-        return (control | hasZero(w ^ (ones &* 0x22)) | hasZero(w ^ (ones &* 0x5C))) != 0
+        return control | hasZero(w ^ (ones &* 0x22)) | hasZero(w ^ (ones &* 0x5C))
     }
 
     private mutating func skipValue(depth: Int) -> Bool {
