@@ -81,10 +81,14 @@ extension Store {
     }
 }
 
-/// Which threads run a store call: `.normal` ones (nice 5), or one `.background` thread per store for
-/// bookkeeping that must not delay requests — in the SQL stores a writer that paces itself
-/// (`WritePacing`), in MongoDB a nice-19 thread.
+/// Which threads run a store call, and how usage writes share a core with the event loops:
+/// - `.normal`: the store's threads (nice 5); SQL usage writes pace themselves lightly (`WritePacing`).
+/// - `.background`: one thread per store for bookkeeping that must not delay requests — in the SQL stores a
+///   nice-19 writer that paces itself, in MongoDB a nice-19 thread.
+/// - `.urgent`: the normal threads, unpaced — for a usage backlog near its cap and the final flush, where
+///   losing accepted records would be worse than delaying requests.
 public enum StoreLane: Sendable, Equatable {
     case normal
     case background
+    case urgent
 }

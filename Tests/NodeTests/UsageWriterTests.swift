@@ -118,7 +118,7 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     }
 
     /// Fresh records go to the background lane; a batch whose oldest record waited past the catch-up
-    /// limit, and the final flush, go to the normal lane.
+    /// limit goes to the normal lane; the final flush to the urgent one.
     @Test func batchesUseTheBackgroundLaneUntilTheWriterFallsBehind() async throws {
         let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
         try await store.migrate()
@@ -129,7 +129,7 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
         #expect(await writer.flushOnce())
         for i in 20..<30 { writer.record(record(i, endedAt: now)) }
         await writer.shutdown(deadlineNanos: 5_000_000_000)
-        #expect(store.lanes.withLock { $0 } == [.background, .normal, .normal])
+        #expect(store.lanes.withLock { $0 } == [.background, .normal, .urgent])
         #expect(try await store.usageTotals(UsageQuery()).first?.requests == 30)
         await store.close()
     }
@@ -146,6 +146,19 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
         // Ten waiting: background. Twenty: the first batch to the normal lane; with ten left, background again.
         #expect(store.lanes.withLock { $0 } == [.background, .normal, .background])
         #expect(try await store.usageTotals(UsageQuery()).first?.requests == 30)
+        await store.close()
+    }
+
+    /// Half way to the capacity the writer stops pacing itself: losing records is worse than a slower request.
+    @Test func aQueueHalfWayToItsCapacityGoesToTheUrgentLane() async throws {
+        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
+        try await store.migrate()
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 40, batchSize: 10, catchUpDepth: 5)
+        for i in 0..<20 { writer.record(record(i, endedAt: nowMillis())) }
+        #expect(await writer.flushOnce())
+        // 20 waiting (half of 40): urgent; then 10 (over 5): normal.
+        #expect(store.lanes.withLock { $0 } == [.urgent, .normal])
+        #expect(try await store.usageTotals(UsageQuery()).first?.requests == 20)
         await store.close()
     }
 }

@@ -5,7 +5,8 @@ import Storage
 /// makes give way to the event loops, so writing does not delay requests). When the writer falls behind —
 /// a batch's oldest record has waited longer than `catchUpAfterMillis`, or more than `catchUpDepth`
 /// records are waiting, as when a saturated node starves the background lane — batches go to the normal
-/// lane (nice 5, paced more lightly), as does the final flush. A failed batch stays at the head of the
+/// lane (nice 5, paced more lightly); half way to `capacity`, and for the final flush, to the urgent lane
+/// (unpaced: losing records would be worse than delaying requests). A failed batch stays at the head of the
 /// queue and is retried with backoff, so accepted records survive a store outage; the queue holds at most
 /// `capacity` records (beyond that new records are counted as dropped). `shutdown` flushes what is left.
 ///
@@ -87,7 +88,7 @@ final class UsageWriter: @unchecked Sendable {
                 let lane = self.lane(for: batch)
                 do {
                     try await store.insertUsage(batch, lane: lane)
-                    metrics?.add("llmp_usage_batches_total", [lane == .background ? "background" : "catch-up"])
+                    metrics?.add("llmp_usage_batches_total", [Self.laneLabel(lane)])
                     i += batch.count
                     state.withLock { s in
                         s.inFlight -= batch.count
@@ -112,12 +113,23 @@ final class UsageWriter: @unchecked Sendable {
         }
     }
 
-    /// The background lane while the writer keeps up; the normal one to catch up or to drain.
+    /// The background lane while the writer keeps up; the normal one to catch up; the urgent (unpaced)
+    /// one to drain on shutdown or when the queue is half way to its capacity.
     func lane(for batch: [UsageRecord]) -> StoreLane {
-        if draining.withLock({ $0 }) { return .normal }
+        if draining.withLock({ $0 }) { return .urgent }
+        let waiting = depth
+        if waiting >= capacity / 2 { return .urgent }
         guard let oldest = batch.first else { return .background }
         if nowMillis() - oldest.endedAt > catchUpAfterMillis { return .normal }
-        return depth > catchUpDepth ? .normal : .background
+        return waiting > catchUpDepth ? .normal : .background
+    }
+
+    static func laneLabel(_ lane: StoreLane) -> String {
+        switch lane {
+        case .background: "background"
+        case .normal: "catch-up"
+        case .urgent: "urgent"
+        }
     }
 
     /// Stops the timer and writes what is queued, trying until `deadlineNanos`.

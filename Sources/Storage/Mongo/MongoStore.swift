@@ -76,7 +76,7 @@ final class MongoStoreImpl: Store, @unchecked Sendable {
 
     private func run<T: Sendable>(lane: StoreLane = .normal, _ body: @escaping @Sendable (MongoClientPool) throws -> T) async throws -> T {
         let client = self.client
-        return try await (lane == .normal ? workers : backgroundWorkers).run { _ in
+        return try await (lane == .background ? backgroundWorkers : workers).run { _ in
             do { return try body(client) } catch let e as MongoError { throw e.storeError }
         }
     }

@@ -29,7 +29,7 @@ final class SQLStore: Store, @unchecked Sendable {
     private func withSession<T: Sendable>(lane: StoreLane = .normal, _ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         let connect = self.connect
         let backend = self.backend
-        return try await (lane == .normal ? pool : backgroundPool).run { handle in
+        return try await (lane == .background ? backgroundPool : pool).run { handle in
             var attempt = 0
             while true {
                 attempt += 1

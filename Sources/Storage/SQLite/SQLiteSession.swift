@@ -20,7 +20,9 @@ final class SQLiteSession: SQLSession {
         try execute("PRAGMA foreign_keys=ON", [])
         // Checkpoint every 200 WAL pages (default 1000): the checkpoint runs inside a COMMIT, in one
         // go, so a smaller one is a shorter stall for a loop sharing the writer's core (bench/profile.sh,
-        // one core, 16 connections: p99 2.2–2.4 -> 1.7 ms).
+        // one core, 16 connections, three alternated pairs: p99 2.0–2.1 -> 1.7 ms). The price is raw
+        // insert speed: one unpaced writer 184–190k -> 130–148k records/s (bench/storage.sh), still ~4x
+        // what a saturated event-loop core produces.
         try execute("PRAGMA wal_autocheckpoint=200", [])
     }
 
