@@ -67,7 +67,10 @@ final class ProxyMetrics: @unchecked Sendable {
             s.requests[RequestKey(route: route, provider: provider, status: status), default: 0] += 1
             s.duration[route].observe(seconds, bounds: bounds)
             if let upstreamSeconds {
-                s.upstream[provider, default: Series(buckets: bounds.count)].observe(upstreamSeconds, bounds: bounds)
+                // Not `[provider, default: Series(…)]`: that default captures `self`, and its closure context
+                // was allocated on every call (one malloc per request), not only when the provider is new.
+                if s.upstream[provider] == nil { s.upstream[provider] = Series(buckets: bounds.count) }
+                s.upstream[provider]!.observe(upstreamSeconds, bounds: bounds)
                 s.overhead.observe(max(0, seconds - upstreamSeconds), bounds: bounds)
             }
             if let tokens {
