@@ -2,6 +2,15 @@ import Testing
 @testable import Storage
 
 @Suite struct CryptoTests {
+    @Test func aDigestValueIsTheHexDigestAndComparesByContent() {
+        let abc = Crypto.sha256Digest("abc")
+        #expect(abc.hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(abc == Crypto.sha256Digest("xabc".dropFirst()))
+        #expect(abc != Crypto.sha256Digest("abd"))
+        let keys: Set<SHA256Digest> = [abc, Crypto.sha256Digest("abd"), Crypto.sha256Digest("abc")]
+        #expect(keys.count == 2)
+    }
+
     @Test func sha256MatchesTheFIPSVectors() {
         #expect(Crypto.sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(Crypto.sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")

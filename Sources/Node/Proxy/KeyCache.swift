@@ -18,14 +18,14 @@ struct ResolvedKey: Sendable {
     }
 }
 
-/// Key hash → resolved key, in memory. Unknown hashes are remembered briefly in a bounded map so random
+/// Key hash (SHA-256 of the virtual key) → resolved key, in memory. Unknown hashes are remembered briefly in a bounded map so random
 /// keys cannot flood the store. Everything is dropped when the store's revision moves.
 ///
 /// `@unchecked Sendable`: all state is behind `state`'s lock.
 final class KeyCache: @unchecked Sendable {
     struct State {
-        var known: [String: ResolvedKey] = [:]
-        var unknown: [String: UInt64] = [:]
+        var known: [SHA256Digest: ResolvedKey] = [:]
+        var unknown: [SHA256Digest: UInt64] = [:]
         var revision: Int64 = -1
     }
 
@@ -48,7 +48,7 @@ final class KeyCache: @unchecked Sendable {
         self.box = box
     }
 
-    func lookup(_ hash: String) -> Lookup {
+    func lookup(_ hash: SHA256Digest) -> Lookup {
         let now = monotonicNanos()
         return state.withLock { s in
             if let r = s.known[hash] { return .hit(r) }
@@ -60,8 +60,9 @@ final class KeyCache: @unchecked Sendable {
         }
     }
 
-    /// The key for `hash`, from memory or the store; nil if no such key exists.
-    func resolve(_ hash: String) async throws -> ResolvedKey? {
+    /// The key whose hash is `hash`, from memory or the store; nil if no such key exists. (Kept by digest:
+    /// the hex text the store knows keys by is made only on a miss.)
+    func resolve(_ hash: SHA256Digest) async throws -> ResolvedKey? {
         switch lookup(hash) {
         case .hit(let r): return r
         case .unknown: return nil
@@ -70,7 +71,7 @@ final class KeyCache: @unchecked Sendable {
         let revisionBefore = state.withLock { $0.revision }
         let t0 = monotonicNanos()
         defer { metrics?.observe("llmp_store_duration_seconds", ["key_lookup"], Double(monotonicNanos() - t0) / 1e9) }
-        guard let key = try await store.virtualKey(hash: hash) else {
+        guard let key = try await store.virtualKey(hash: hash.hex) else {
             state.withLock { s in
                 if s.unknown.count >= Self.maxUnknown { s.unknown.removeAll(keepingCapacity: true) }
                 s.unknown[hash] = monotonicNanos() &+ Self.unknownTTLNanos

@@ -49,7 +49,7 @@ struct ProxyHandler: Sendable {
         }
         let resolved: ResolvedKey?
         do {
-            resolved = try await keys.resolve(Crypto.sha256Hex(secret))
+            resolved = try await keys.resolve(Crypto.sha256Digest(secret))
         } catch {
             log.error("key lookup failed", [("request_id", .string(requestID)), ("error", .string("\(error)"))])
             keyLookupFailures.withLock { $0 += 1 }

@@ -20,12 +20,17 @@ public enum Crypto {
     }
 
     public static func sha256Hex(_ text: Substring) -> String {
+        sha256Digest(text).hex
+    }
+
+    /// The SHA-256 of a string's UTF-8 as a value (no allocation): what an in-memory map of keys can be keyed by.
+    public static func sha256Digest(_ text: Substring) -> SHA256Digest {
         var text = text
-        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        return withUnsafeMutableBytes(of: &digest) { d in
+        var digest = SHA256Digest()
+        withUnsafeMutableBytes(of: &digest.words) { d in
             text.withUTF8 { llmp_sha256($0.baseAddress, $0.count, d.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
-            return hex(UnsafeRawBufferPointer(d))
         }
+        return digest
     }
 
     public static func hmacSHA256(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
@@ -168,4 +173,26 @@ public enum Identifiers {
 
     /// What is shown of a key after it is created: its first 12 characters.
     public static func displayPrefix(of key: String) -> String { String(key.prefix(12)) }
+}
+
+/// A SHA-256 digest held in four words: hashable and comparable without a string.
+public struct SHA256Digest: Hashable, Sendable {
+    fileprivate var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    /// Lowercase hex, as stored.
+    public var hex: String {
+        var w = words
+        return withUnsafeBytes(of: &w) { Crypto.hex($0) }
+    }
+
+    public static func == (a: SHA256Digest, b: SHA256Digest) -> Bool {
+        a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
+    }
 }
