@@ -6,7 +6,9 @@
 #   STRACE=1  strace -c of the node's system calls  -> $OUT/strace.txt
 #   MALLOC=1  every malloc of the node for 2 s      -> $OUT/malloc.data (needs: perf probe -x <libc> malloc)
 # SPLIT=1 leaves only the event loop on CPU 1 (the store, log and other threads go to CPU 0).
-# Prints wrk's RESULT line and the node's CPU µs per request. EXTRA adds serve flags (EXTRA="--log-level info"
+# Prints wrk's RESULT line, the node's CPU µs per request, and per thread (by name) its CPU µs per request
+# and how long it sat runnable but waiting for a core (/proc/PID/task/TID/schedstat) — who starves whom on a
+# shared core. EXTRA adds serve flags (EXTRA="--log-level info"
 # measures the access log); BIN=path runs another build (A/B). For comparing builds back to back;
 # bench/proxy.sh makes the recorded figures.
 #   C=16 DUR=8 PERF=1 bash bench/profile.sh
@@ -43,12 +45,19 @@ elif [ -n "${STRACE:-}" ]; then timeout -s INT "$DUR" strace -c -f -p "$pid" -o 
 elif [ -n "${MALLOC:-}" ]; then perf record -e probe_libc:malloc -g -p "$pid" -o "$OUT/malloc.data" -- sleep 2 >/dev/null 2>&1 & watcher=$!
 fi
 t0=$(ticks_of "$pid")
+threads() { for t in /proc/"$pid"/task/*; do echo "$(basename "$t") $(tr ' ' _ <"$t/comm") $(awk '{print $14+$15}' "$t/stat") $(cat "$t/schedstat")"; done | sort; }
+threads >"$OUT/threads.0"
 out=$(taskset -c 0 wrk -t1 -c"$C" -d"${DUR}s" -s "$BENCH_TMP/key.lua" "$url" | grep '^RESULT')
 t1=$(ticks_of "$pid")
+threads >"$OUT/threads.1"
 [ -n "$watcher" ] && wait "$watcher"
 requests=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
 echo "$out"
 echo "node CPU µs/request: $(awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v n="$requests" 'BEGIN{ if (n>0) printf "%.1f", (b-a)/hz*1e6/n; else print "nan"}')"
 echo "node RSS KiB: $(rss_kib "$pid")"
+echo "per thread: CPU µs/request, ms runnable but waiting for a core, times scheduled"
+join "$OUT/threads.0" "$OUT/threads.1" | awk -v hz="$HZ" -v n="$requests" '
+  { cpu[$2] += ($8 - $3) / hz * 1e6 / (n > 0 ? n : 1); wait[$2] += ($10 - $5) / 1e6; runs[$2] += $11 - $6 }
+  END { for (k in cpu) if (runs[k] > 0) printf "  %-16s %6.2f µs  %8.1f ms  %7d\n", k, cpu[k], wait[k], runs[k] }' | sort -k2 -nr
 # A node that drops usage under load is not faster, it is broken: say so next to the figures.
 echo "usage right after the run: $(curl -s "http://127.0.0.1:$OURS/metrics" | awk '/^llmp_usage_(queue_depth|dropped_total|written_total) /{printf "%s=%s ", $1, $2}')"
