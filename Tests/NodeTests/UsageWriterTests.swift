@@ -53,6 +53,13 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
                     latencyMillis: 1, stream: false, startedAt: Int64(i), endedAt: Int64(i), nodeID: "n")
     }
 
+    /// A store on a fresh SQLite file, migrated, that can fail on demand and records each batch's lane.
+    func migratedStore() async throws -> FlakyUsageStore {
+        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
+        try await store.migrate()
+        return store
+    }
+
     func record(_ i: Int, endedAt: Int64) -> UsageRecord {
         var r = record(i)
         r.endedAt = endedAt
@@ -60,9 +67,7 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     }
 
     @Test func recordsAcceptedDuringAnOutageAreWrittenWhenTheStoreReturns() async throws {
-        let url = TestServers.tempSQLiteURL()
-        let store = FlakyUsageStore(try StoreFactory.open(url: url))
-        try await store.migrate()
+        let store = try await migratedStore()
         let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 100)
         store.down.withLock { $0 = true }
         for i in 0..<250 { writer.record(record(i)) }
@@ -76,8 +81,7 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     }
 
     @Test func theQueueIsBoundedAndCountsWhatItDrops() async throws {
-        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
-        try await store.migrate()
+        let store = try await migratedStore()
         let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 10, batchSize: 5)
         store.down.withLock { $0 = true }
         for i in 0..<15 { writer.record(record(i)) }
@@ -92,8 +96,7 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     /// The store fails in the middle of a flush: what was written stays written, the rest goes back ahead
     /// of records that arrived meanwhile, and everything is written exactly once when the store returns.
     @Test func aFailureMidFlushKeepsOrderAndLosesNothing() async throws {
-        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
-        try await store.migrate()
+        let store = try await migratedStore()
         let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10)
         for i in 0..<35 { writer.record(record(i)) }
         store.failingInsert.withLock { $0 = 3 }  // batches 0-9 and 10-19 go in, 20-29 fails
@@ -120,8 +123,7 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     /// Fresh records go to the background lane; a batch whose oldest record waited past the catch-up
     /// limit goes to the normal lane; the final flush to the urgent one.
     @Test func batchesUseTheBackgroundLaneUntilTheWriterFallsBehind() async throws {
-        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
-        try await store.migrate()
+        let store = try await migratedStore()
         let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, catchUpAfterMillis: 2000)
         let now = nowMillis()
         for i in 0..<10 { writer.record(record(i, endedAt: now)) }
@@ -136,8 +138,7 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
 
     /// A long queue is falling behind even while its records are fresh: catch up on the normal lane.
     @Test func aLongQueueOfFreshRecordsGoesToTheNormalLane() async throws {
-        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
-        try await store.migrate()
+        let store = try await migratedStore()
         let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, catchUpDepth: 15)
         for i in 0..<10 { writer.record(record(i, endedAt: nowMillis())) }
         #expect(await writer.flushOnce())
@@ -151,8 +152,7 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
 
     /// Half way to the capacity the writer stops pacing itself: losing records is worse than a slower request.
     @Test func aQueueHalfWayToItsCapacityGoesToTheUrgentLane() async throws {
-        let store = FlakyUsageStore(try StoreFactory.open(url: TestServers.tempSQLiteURL()))
-        try await store.migrate()
+        let store = try await migratedStore()
         let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 40, batchSize: 10, catchUpDepth: 5)
         for i in 0..<20 { writer.record(record(i, endedAt: nowMillis())) }
         #expect(await writer.flushOnce())
