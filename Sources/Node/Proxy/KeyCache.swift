@@ -18,8 +18,9 @@ struct ResolvedKey: Sendable {
     }
 }
 
-/// Key hash (SHA-256 of the virtual key) → resolved key, in memory. Unknown hashes are remembered briefly in a bounded map so random
-/// keys cannot flood the store. Everything is dropped when the store's revision moves.
+/// Key hash (SHA-256 of the virtual key) → resolved key, in memory. Unknown hashes are remembered briefly
+/// in a bounded map so random keys cannot flood the store. Everything is dropped when the store's revision
+/// moves.
 ///
 /// `@unchecked Sendable`: all state is behind `state`'s lock.
 final class KeyCache: @unchecked Sendable {
