@@ -38,6 +38,7 @@ import TestSupport
 
         let file = "/tmp/llmp-metrics-\(getpid()).txt"
         try text.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { unlink(file) }
         let promtool = try runCommand("/bin/sh", ["-c", "promtool check metrics < \(file)"], timeout: 30)
         #expect(promtool.status == 0, "promtool: \(promtool.output)")
 

@@ -166,7 +166,10 @@ public final class MongoTestServer: @unchecked Sendable {
         port = TestServers.freePort()
         dataDir = "/tmp/llmp-mongo-\(getpid())-\(port)"
         try TestServers.shell("rm -rf \(dataDir) && mkdir -p \(dataDir)")
-        TestServers.onExit("pkill -KILL -f 'secantus --host 127.0.0.1 --port \(port) '; rm -rf \(dataDir)")
+        // "[s]ecantus" so the pattern does not match the cleanup shell's own command line (pkill would kill
+        // the shell before its `rm`); the loop waits for the server to die before removing its files.
+        let server = "[s]ecantus --host 127.0.0.1 --port \(port) "
+        TestServers.onExit("pkill -KILL -f '\(server)'; for _ in $(seq 100); do pgrep -f '\(server)' || break; sleep 0.05; done; rm -rf \(dataDir)")
         try start()
     }
 
