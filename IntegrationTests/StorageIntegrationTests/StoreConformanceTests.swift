@@ -48,6 +48,9 @@ import TestSupport
     @Test(arguments: Backend.allCases) func usageBatchesAreIdempotentAndTotalled(_ b: Backend) async throws {
         try await withStore(b, StoreConformance.usageBatchesAreIdempotentAndTotalled)
     }
+    @Test(arguments: Backend.allCases) func usageIsPrunedOldestFirstInShortBatches(_ b: Backend) async throws {
+        try await withStore(b, StoreConformance.usageIsPrunedOldestFirstInShortBatches)
+    }
     @Test(arguments: Backend.allCases) func sealedKeysOpenOnlyWithTheRightMasterKey(_ b: Backend) async throws {
         try await withStore(b, StoreConformance.sealedKeysOpenOnlyWithTheRightMasterKey)
     }

@@ -36,9 +36,16 @@ public protocol Store: Sendable {
     func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws
     func usageTotals(_ query: UsageQuery) async throws -> [UsageTotal]
     func usageRecords(_ query: UsageQuery, limit: Int) async throws -> [UsageRecord]
+    /// Deletes at most `limit` of the oldest usage records that started before `before` (Unix ms), in one
+    /// short transaction, and returns how many it deleted; `pruneUsage` repeats it until none are left.
+    /// On the `.background` lane the work yields the CPU to request handling, as usage writes do.
+    func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int
 
     // MARK: Audit, revision, settings
     func auditEvents(limit: Int) async throws -> [AuditEvent]
+    /// Writes an audit event for an action that changes no record it could share a transaction with (a
+    /// usage prune); like every admin change it moves the revision.
+    func recordAudit(_ actor: AuditActor, action: String, objectType: String, objectID: String, detail: String) async throws
     func revision() async throws -> Int64
     func setting(_ key: String) async throws -> String?
     /// Stores a setting only if it is not set yet; returns the value now stored.
@@ -78,6 +85,20 @@ public func redactURL(_ url: String) -> String {
 extension Store {
     public func insertUsage(_ records: [UsageRecord]) async throws {
         try await insertUsage(records, lane: .normal)
+    }
+
+    /// Deletes every usage record that started before `before` (Unix ms), `batch` records per transaction
+    /// so that usage writes and reports keep moving meanwhile; returns how many it deleted. Stops between
+    /// batches when its task is cancelled (what was deleted stays deleted).
+    public func pruneUsage(startedBefore before: Int64, batch: Int = 5000, lane: StoreLane = .normal) async throws -> Int {
+        precondition(batch > 0, "batch must be positive")
+        var total = 0
+        while !Task.isCancelled {
+            let n = try await deleteUsage(startedBefore: before, limit: batch, lane: lane)
+            total += n
+            if n < batch { break }
+        }
+        return total
     }
 }
 

@@ -40,7 +40,13 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     }
     func usageTotals(_ q: UsageQuery) async throws -> [UsageTotal] { try await inner.usageTotals(q) }
     func usageRecords(_ q: UsageQuery, limit: Int) async throws -> [UsageRecord] { try await inner.usageRecords(q, limit: limit) }
+    func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {
+        try await inner.deleteUsage(startedBefore: before, limit: limit, lane: lane)
+    }
     func auditEvents(limit: Int) async throws -> [AuditEvent] { try await inner.auditEvents(limit: limit) }
+    func recordAudit(_ actor: AuditActor, action: String, objectType: String, objectID: String, detail: String) async throws {
+        try await inner.recordAudit(actor, action: action, objectType: objectType, objectID: objectID, detail: detail)
+    }
     func revision() async throws -> Int64 { try await inner.revision() }
     func setting(_ key: String) async throws -> String? { try await inner.setting(key) }
     func initSetting(_ key: String, value: String) async throws -> String { try await inner.initSetting(key, value: value) }

@@ -154,6 +154,39 @@ public enum StoreConformance {
         #expect(latest[0].startedAt > latest[1].startedAt)
     }
 
+    public static func usageIsPrunedOldestFirstInShortBatches(_ store: any Store) async throws {
+        let base: Int64 = 1_700_000_000_000
+        let records = (0..<1000).map { i in
+            UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: base + Int64(i) * 1000), virtualKeyID: "vk_a", connectionID: "conn_x",
+                        model: "gpt-4o", promptTokens: 1, completionTokens: 1, statusCode: 200, latencyMillis: 1, stream: false,
+                        startedAt: base + Int64(i) * 1000, endedAt: base + Int64(i) * 1000 + 1, nodeID: "node-1")
+        }
+        try await store.insertUsage(records, lane: .urgent)
+        func remaining() async throws -> [UsageRecord] { try await store.usageRecords(UsageQuery(), limit: 2000) }
+
+        // Everything before record 250, a hundred per transaction on the paced background lane.
+        #expect(try await store.pruneUsage(startedBefore: base + 250_000, batch: 100, lane: .background) == 250)
+        var left = try await remaining()
+        #expect(left.count == 750)
+        #expect(left.map(\.startedAt).min() == base + 250_000)
+        #expect(try await store.pruneUsage(startedBefore: base + 250_000) == 0)
+
+        // One bounded batch takes the oldest first, and only those before the cut.
+        #expect(try await store.deleteUsage(startedBefore: base + 300_000, limit: 10, lane: .normal) == 10)
+        left = try await remaining()
+        #expect(left.count == 740)
+        #expect(left.map(\.startedAt).min() == base + 260_000)
+        #expect(try await store.deleteUsage(startedBefore: base + 300_000, limit: 1000, lane: .normal) == 40)
+        #expect(try await store.usageTotals(UsageQuery()).reduce(0) { $0 + $1.requests } == 700)
+
+        // The prune is audited on its own, and moves the revision like any admin change.
+        let before = try await store.revision()
+        try await store.recordAudit(.cli, action: "prune", objectType: "usage", objectID: "before 2023-11-14T22:18:20Z", detail: "290 record(s)")
+        #expect(try await store.revision() > before)
+        let event = try #require(try await store.auditEvents(limit: 1).first)
+        #expect(event.action == "prune" && event.objectType == "usage" && event.detail == "290 record(s)")
+    }
+
     public static func sealedKeysOpenOnlyWithTheRightMasterKey(_ store: any Store) async throws {
         let c = makeConnection(apiKey: "sk-provider-abc")
         try await store.createConnection(c, actor: .cli)

@@ -361,7 +361,27 @@ final class MongoStoreImpl: Store, @unchecked Sendable {
         }
     }
 
+    func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {
+        guard limit > 0 else { return 0 }
+        return try await run(lane: lane) { c in
+            // The oldest `limit` ids through the started_at index, then one delete of exactly those: a
+            // `delete` command alone cannot be bounded to a batch.
+            struct IDDoc: Decodable { var _id: String }
+            let filter = try BSONDocument(JSONValue.object([("started_at", .object([("$lt", .int(before))]))]))
+            let options = try BSONDocument(JSONValue.object([("projection", .object([("_id", .int(1))])),
+                                                             ("sort", .object([("started_at", .int(1))])), ("limit", .int(Int64(limit)))]))
+            let ids = try c.with("usage_records") { try $0.find(filter, options: options) }.map { try Self.decode(IDDoc.self, $0)._id }
+            guard !ids.isEmpty else { return 0 }
+            let byIDs = try BSONDocument(JSONValue.object([("_id", .object([("$in", .array(ids.map { .string($0) }))]))]))
+            return try c.with("usage_records") { try $0.deleteMany(byIDs) }
+        }
+    }
+
     // MARK: Audit, revision, settings
+
+    func recordAudit(_ actor: AuditActor, action: String, objectType: String, objectID: String, detail: String) async throws {
+        try await run { c in try Self.audit(c, actor, action, objectType, objectID, detail) }
+    }
 
     func auditEvents(limit: Int) async throws -> [AuditEvent] {
         try await run { c in

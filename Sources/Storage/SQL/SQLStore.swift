@@ -332,7 +332,32 @@ final class SQLStore: Store, @unchecked Sendable {
         }
     }
 
+    func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {
+        // Through the index on started_at, oldest first; the pause (on the paced lanes) comes after COMMIT,
+        // so a paused prune never holds the write lock.
+        let sql = q("DELETE FROM usage_records WHERE id IN (SELECT id FROM usage_records WHERE started_at < $1 ORDER BY started_at LIMIT \(max(0, limit)))")
+        let d = dialect
+        let pacing = WritePacing(lane)
+        return try await withSession(lane: lane) { s in
+            try pacing.step {
+                try s.execute(d.beginWrite, [])
+                do {
+                    let n = try s.execute(sql, [.int(before)])
+                    try s.execute("COMMIT", [])
+                    return n
+                } catch {
+                    _ = try? s.execute("ROLLBACK", [])
+                    throw error
+                }
+            }
+        }
+    }
+
     // MARK: Audit, revision, settings
+
+    func recordAudit(_ actor: AuditActor, action: String, objectType: String, objectID: String, detail: String) async throws {
+        try await transaction { s in try self.audit(s, actor, action, objectType, objectID, detail) }
+    }
 
     func auditEvents(limit: Int) async throws -> [AuditEvent] {
         let sql = "SELECT id, at, actor, action, object_type, object_id, detail FROM audit_events ORDER BY id DESC LIMIT \(max(0, limit))"
