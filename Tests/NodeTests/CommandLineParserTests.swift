@@ -14,6 +14,11 @@ import Testing
                             run: { _ in 0 }),
                 CommandSpec(name: "rm", summary: "Remove.", positionals: [PositionalSpec("id", help: "Id.")], run: { _ in 0 }),
             ]),
+            // Runs by itself and has a subcommand: its options are its own.
+            CommandSpec(name: "report", summary: "Report.", options: [OptionSpec("since", value: "when", help: "Since.")],
+                        subcommands: [CommandSpec(name: "purge", summary: "Purge.", options: [OptionSpec("before", value: "when", help: "Before.")],
+                                                  run: { _ in 0 })],
+                        run: { _ in 0 }),
         ])
 
     func parse(_ args: [String], env: [String: String] = [:]) throws -> ParsedCommand {
@@ -33,6 +38,23 @@ import Testing
     @Test func globalOptionsWorkBeforeOrAfterTheSubcommand() throws {
         #expect(try parse(["--server", "http://a", "thing", "add"]).string("server") == "http://a")
         #expect(try parse(["thing", "add", "--server", "http://b"]).string("server") == "http://b")
+    }
+
+    @Test func aCommandThatRunsByItselfKeepsItsOptionsFromItsSubcommands() throws {
+        #expect(try parse(["report", "--since", "1d"]).string("since") == "1d")
+        #expect(try parse(["report", "purge", "--before", "1d", "--server", "http://a"]).string("before") == "1d")
+        #expect(throws: UsageError.self) { try parse(["report", "purge", "--before", "1d", "--since", "1d"]) }
+        #expect(throws: UsageError.self) { try parse(["report", "--since", "1d", "purge", "--before", "1d"]) }
+        guard case .help(let text) = try CommandLineParser.parse(["report", "purge", "--help"], root: Self.root, environment: [:]) else {
+            Issue.record("expected help")
+            return
+        }
+        #expect(text.contains("--server") && text.contains("--before") && !text.contains("--since"))
+        guard case .help(let parent) = try CommandLineParser.parse(["report", "--help"], root: Self.root, environment: [:]) else {
+            Issue.record("expected help")
+            return
+        }
+        #expect(parent.contains("USAGE: tool report [<subcommand>] [options]"))
     }
 
     @Test func booleanFlags() throws {
@@ -90,6 +112,9 @@ import Testing
         #expect(parseDuration("3") == 3_000_000_000)
         #expect(parseDuration("abc") == nil)
         #expect(parseDuration("-1s") == nil)
+        #expect(parseDuration("90d") == 90 * 86_400 * 1_000_000_000)
+        #expect(parseDuration("1e300h") == nil)  // too long to hold: an error, not a crash
+        #expect(parseDuration("600000d") == nil)
     }
 
     @Test func hostPortParsing() {

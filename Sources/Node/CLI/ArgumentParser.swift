@@ -126,15 +126,13 @@ public struct ParsedCommand: Sendable {
     }
 }
 
-/// Parses `250ms`, `10s`, `1.5s`, `5m`, `2h`, or a bare number of seconds, into nanoseconds.
+/// Parses `250ms`, `10s`, `1.5s`, `5m`, `2h`, `90d`, or a bare number of seconds, into nanoseconds; nil
+/// for anything else, including durations past about 500 years (they would not fit).
 public func parseDuration(_ text: String) -> UInt64? {
-    let units: [(String, Double)] = [("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
-    for (suffix, scale) in units where text.hasSuffix(suffix) {
-        guard let v = Double(text.dropLast(suffix.count)), v >= 0, v.isFinite else { return nil }
-        return UInt64(v * scale)
-    }
-    guard let v = Double(text), v >= 0, v.isFinite else { return nil }
-    return UInt64(v * 1e9)
+    let units: [(String, Double)] = [("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9), ("d", 86_400e9)]
+    let (number, scale) = units.first { text.hasSuffix($0.0) }.map { (text.dropLast($0.0.count), $0.1) } ?? (Substring(text), 1e9)
+    guard let v = Double(number), v >= 0, v.isFinite, v * scale < 1.6e19 else { return nil }
+    return UInt64(v * scale)
 }
 
 public enum CLIParseResult {
@@ -152,7 +150,7 @@ public enum CommandLineParser {
         var onlyPositionals = false
         func known() -> [String: OptionSpec] {
             var all: [String: OptionSpec] = [:]
-            for c in path { for o in c.options { all[o.name] = o } }
+            for c in inheritedOptionSources(path) + [path.last!] { for o in c.options { all[o.name] = o } }
             return all
         }
         while i < arguments.count {
@@ -212,6 +210,11 @@ public enum CommandLineParser {
             positionals.append(arg)
         }
         let command = path.last!
+        // An option given before a subcommand that does not take it (`usage --vkey k prune`).
+        let applicable = known()
+        if let stray = values.keys.sorted().first(where: { applicable[$0] == nil }) {
+            throw UsageError("--\(stray) does not apply to '\(path.map(\.name).joined(separator: " "))'", commandPath: path.map(\.name))
+        }
         guard command.run != nil else {
             if path.count == 1 && values.isEmpty { return .help(helpText(path)) }
             throw UsageError("'\(path.map(\.name).joined(separator: " "))' needs a subcommand", commandPath: path.map(\.name))
@@ -233,7 +236,7 @@ public enum CommandLineParser {
         var out = "OVERVIEW: \(command.summary)\n"
         if let d = command.discussion { out += "\n\(d)\n" }
         var usage = "USAGE: \(fullName)"
-        if !command.subcommands.isEmpty { usage += " <subcommand>" }
+        if !command.subcommands.isEmpty { usage += command.run == nil ? " <subcommand>" : " [<subcommand>]" }
         if !command.options.isEmpty || path.count > 1 { usage += " [options]" }
         for p in command.positionals { usage += " <\(p.name)>" }
         out += "\n\(usage)\n"
@@ -242,7 +245,7 @@ public enum CommandLineParser {
             for p in command.positionals { out += formatRow("<\(p.name)>", p.help) }
         }
         let own = command.options
-        let inherited = path.dropLast().flatMap(\.options)
+        let inherited = inheritedOptionSources(path).flatMap(\.options)
         if !own.isEmpty {
             out += "\nOPTIONS:\n"
             for o in own { out += formatOption(o) }
@@ -258,6 +261,13 @@ public enum CommandLineParser {
             out += "\n  See '\(fullName) <subcommand> --help' for details.\n"
         }
         return out
+    }
+
+    /// The commands on `path` before the last whose options the last one takes too: the groups (commands
+    /// that only hold subcommands, like the root). A command that runs by itself (`usage`) keeps its options
+    /// to itself, so `usage prune` does not take `usage`'s `--vkey`.
+    static func inheritedOptionSources(_ path: [CommandSpec]) -> [CommandSpec] {
+        path.dropLast().filter { $0.run == nil }
     }
 
     private static func formatOption(_ o: OptionSpec) -> String {
