@@ -21,7 +21,8 @@ public struct PlainHTTPTarget: Equatable, Sendable {
     /// A connection's endpoint (`http://host:port/v1`), parsed once and then `appending` each request's
     /// path: nil where `init?(_:)` is, and for an endpoint with a query or fragment.
     public static func endpoint(_ url: String) -> PlainHTTPTarget? {
-        guard var (target, path) = split(url), !path.contains(0x3F), !path.contains(0x23) else { return nil }
+        guard let (parsed, path) = split(url), !path.contains(0x3F), !path.contains(0x23) else { return nil }
+        var target = parsed
         target.requestTarget = String(Substring(path))  // as written, possibly empty
         return target
     }
