@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 @testable import Node
 
-/// A store that fails on demand, to prove accepted usage survives an outage.
+/// A store that fails on demand, to prove accepted usage survives an outage (and pruning retries).
 final class FlakyUsageStore: Store, @unchecked Sendable {
     let inner: any Store
     let down = LockedBox(false)
@@ -41,7 +41,8 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     func usageTotals(_ q: UsageQuery) async throws -> [UsageTotal] { try await inner.usageTotals(q) }
     func usageRecords(_ q: UsageQuery, limit: Int) async throws -> [UsageRecord] { try await inner.usageRecords(q, limit: limit) }
     func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {
-        try await inner.deleteUsage(startedBefore: before, limit: limit, lane: lane)
+        if down.withLock({ $0 }) { throw StoreError(.unavailable, "store is down (test)") }
+        return try await inner.deleteUsage(startedBefore: before, limit: limit, lane: lane)
     }
     func auditEvents(limit: Int) async throws -> [AuditEvent] { try await inner.auditEvents(limit: limit) }
     func recordAudit(_ actor: AuditActor, action: String, objectType: String, objectID: String, detail: String) async throws {

@@ -121,12 +121,27 @@ struct AdminAPI: Sendable {
                     }
                 }
                 try ok(response, 200, try await service.usage(q))
+            case (.DELETE, "usage", nil):
+                var before: Int64?
+                for pair in (request.query ?? "").split(separator: "&") {
+                    let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard kv.count == 2, kv[0] == "before" else { continue }
+                    guard let t = parseTime(kv[1].removingPercentEncodingLite(), future: false) else {
+                        throw StoreError(.invalid, "before must be a date (2026-12-31, RFC 3339) or a duration ago (90d, 12h)")
+                    }
+                    before = t
+                }
+                guard let before else {
+                    throw StoreError(.invalid, "before is required (e.g. ?before=90d): usage records that started before it are deleted")
+                }
+                try ok(response, 200, try await service.pruneUsage(before: before))
             default:
                 let allowed: String? = switch (resource, target == nil) {
                 case ("connections", true), ("vkeys", true): "GET, POST"
                 case ("connections", false): "GET, DELETE"
                 case ("vkeys", false): "GET, PATCH, DELETE"
-                case ("usage", true), ("openapi.json", true): "GET"
+                case ("usage", true): "GET, DELETE"
+                case ("openapi.json", true): "GET"
                 default: nil
                 }
                 if let allowed {

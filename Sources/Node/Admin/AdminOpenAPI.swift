@@ -351,6 +351,23 @@ enum AdminOpenAPI {
             "pattern": "^[0-9]+(\\.[0-9]+)?[smhd]$"
           }
         ]
+      },
+      "UsagePruned": {
+        "type": "object",
+        "required": [
+          "deleted",
+          "before"
+        ],
+        "properties": {
+          "deleted": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "before": {
+            "type": "string",
+            "format": "date-time"
+          }
+        }
       }
     },
     "responses": {
@@ -699,6 +716,41 @@ enum AdminOpenAPI {
                   "items": {
                     "$ref": "#/components/schemas/Usage"
                   }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Error"
+          },
+          "401": {
+            "$ref": "#/components/responses/Error"
+          },
+          "503": {
+            "$ref": "#/components/responses/Error"
+          }
+        }
+      },
+      "delete": {
+        "operationId": "pruneUsage",
+        "description": "Deletes every key's usage records that started before `before`, in batches of 5000 (one short transaction each), and audits it. Nodes also delete records older than their `--usage-retention` (90 days by default) on their own.",
+        "parameters": [
+          {
+            "name": "before",
+            "in": "query",
+            "required": true,
+            "schema": {
+              "$ref": "#/components/schemas/When"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "how many records were deleted",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/UsagePruned"
                 }
               }
             }

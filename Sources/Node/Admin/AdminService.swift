@@ -42,6 +42,12 @@ struct VirtualKeyView: Codable, Sendable, Equatable {
     }
 }
 
+/// What `usage prune` / `DELETE /admin/usage` report.
+struct UsagePruned: Codable, Sendable, Equatable {
+    var deleted: Int
+    var before: String
+}
+
 struct UsageView: Codable, Sendable, Equatable {
     var vkey_id: String
     var model: String
@@ -145,6 +151,18 @@ struct AdminService: Sendable {
     func removeKey(id: String) async throws { try await store.deleteVirtualKey(id: id, actor: actor) }
 
     func usage(_ query: UsageQuery) async throws -> [UsageView] { try await store.usageTotals(query).map(UsageView.init) }
+
+    /// Deletes every usage record that started before `before` (Unix ms, not in the future), in short
+    /// batches, and audits how many went.
+    func pruneUsage(before: Int64) async throws -> UsagePruned {
+        guard before <= nowMillis() else {
+            throw StoreError(.invalid, "before must not be in the future (\(isoTime(before))): records still being written would go")
+        }
+        let deleted = try await store.pruneUsage(startedBefore: before, batch: 5000, lane: .normal)
+        try await store.recordAudit(actor, action: "prune", objectType: "usage", objectID: "usage_records",
+                                    detail: "\(deleted) record(s) that started before \(isoTime(before))")
+        return UsagePruned(deleted: deleted, before: isoTime(before))
+    }
 
     // MARK: Validation
 

@@ -13,6 +13,7 @@ protocol AdminBackend: Sendable {
     func updateKey(id: String, limits: KeyLimits) async throws -> VirtualKeyView
     func removeKey(id: String) async throws
     func usage(_ query: UsageQuery) async throws -> [UsageView]
+    func pruneUsage(before: Int64) async throws -> UsagePruned
 }
 
 extension AdminService: AdminBackend {}
@@ -66,6 +67,11 @@ struct RemoteAdmin: AdminBackend {
         return try call("GET", "/admin/usage" + (params.isEmpty ? "" : "?" + params.joined(separator: "&")))
     }
 
+    func pruneUsage(before: Int64) async throws -> UsagePruned {
+        // A large prune runs for a while on the node: wait up to an hour rather than the usual 30 s.
+        try call("DELETE", "/admin/usage?before=\(escape(isoTime(before)))", timeoutMillis: 3_600_000)
+    }
+
     // MARK: HTTP
 
     struct Empty: Decodable {}
@@ -84,8 +90,8 @@ struct RemoteAdmin: AdminBackend {
 
     private func escape(_ s: String) -> String { ProviderRouting.percentEncodePathSegment(s) }
 
-    private func call<T: Decodable>(_ method: String, _ path: String, body: [UInt8]? = nil) throws -> T {
-        let (status, data) = try perform(method, path, body: body)
+    private func call<T: Decodable>(_ method: String, _ path: String, body: [UInt8]? = nil, timeoutMillis: Int = 30_000) throws -> T {
+        let (status, data) = try perform(method, path, body: body, timeoutMillis: timeoutMillis)
         if (200..<300).contains(status) {
             if status == 204 || data.isEmpty, let empty = Empty() as? T { return empty }
             return try JSONDecoder().decode(T.self, from: Data(data))
@@ -101,9 +107,10 @@ struct RemoteAdmin: AdminBackend {
         throw StoreError(code, status == 401 ? "the node refused the admin key: \(message)" : message)
     }
 
-    private func perform(_ method: String, _ path: String, body: [UInt8]?) throws -> (Int, [UInt8]) {
+    private func perform(_ method: String, _ path: String, body: [UInt8]?, timeoutMillis: Int) throws -> (Int, [UInt8]) {
         let base = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        return try BlockingHTTP.request(method, base + path, headers: ["Authorization: Bearer \(adminKey)", "Content-Type: application/json"], body: body)
+        return try BlockingHTTP.request(method, base + path, headers: ["Authorization: Bearer \(adminKey)", "Content-Type: application/json"], body: body,
+                                        timeoutMillis: timeoutMillis)
     }
 }
 

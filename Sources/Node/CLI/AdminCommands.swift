@@ -183,9 +183,11 @@ enum AdminCommands {
 
     static let usage = CommandSpec(
         name: "usage", summary: "Requests and tokens per key and model.",
+        discussion: "Nodes delete records older than their --usage-retention (90d by default); 'usage prune' deletes older ones now.",
         options: [OptionSpec("vkey", value: "id", help: "Only this virtual key."),
                   OptionSpec("since", value: "when", help: "From this time (a date, or a duration ago such as 24h or 7d)."),
                   OptionSpec("until", value: "when", help: "Up to this time (exclusive).")],
+        subcommands: [usagePrune],
         run: { p in
             var q = UsageQuery(virtualKeyID: p.string("vkey"))
             for (name, past) in [("since", true), ("until", true)] {
@@ -200,6 +202,24 @@ enum AdminCommands {
                 out.printTable(rows, columns: ["VKEY", "MODEL", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"]) {
                     [$0.vkey_id, $0.model, String($0.requests), String($0.prompt_tokens), String($0.completion_tokens), String($0.total_tokens)]
                 }
+                return 0
+            }
+        })
+}
+
+extension AdminCommands {
+    static let usagePrune = CommandSpec(
+        name: "prune", summary: "Delete every key's usage records that started before a time.",
+        discussion: "Deletes in batches of 5000 records, one short transaction each, so nodes keep writing usage meanwhile. Audited.",
+        options: [OptionSpec("before", value: "when", help: "Delete records that started before this: a date (2026-01-31, RFC 3339) or a duration ago (90d, 12h).")],
+        run: { p in
+            let text = try p.required("before")
+            guard let before = parseTime(text, future: false) else {
+                throw UsageError("--before expects a date (2026-01-31, 2026-01-31T12:00:00Z) or a duration ago (90d, 12h), got \"\(text)\"", commandPath: p.path)
+            }
+            return try await withService(p) { s, out in
+                let result = try await s.pruneUsage(before: before)
+                out.print(result) { "deleted \($0.deleted) usage record(s) that started before \($0.before)" }
                 return 0
             }
         })

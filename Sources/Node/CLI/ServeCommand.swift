@@ -23,6 +23,8 @@ enum ServeCommand {
             OptionSpec("drain-delay", value: "duration", env: "LLM_PROXY_DRAIN_DELAY", default: "0s",
                        help: "After SIGTERM, keep accepting this long with /readyz at 503, so load balancers stop sending first."),
             OptionSpec("shutdown-grace", value: "duration", env: "LLM_PROXY_SHUTDOWN_GRACE", default: "30s", help: "How long in-flight requests may run after SIGTERM."),
+            OptionSpec("usage-retention", value: "duration", env: "LLM_PROXY_USAGE_RETENTION", default: "90d",
+                       help: "Usage records older than this are deleted (checked hourly, in small batches); 0 keeps every record."),
             OptionSpec("node-id", value: "id", env: "LLM_PROXY_NODE_ID", help: "This node's name in usage records (default: host name and pid)."),
             OptionSpec("upstream-connect-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_CONNECT_TIMEOUT", default: "10s", help: "Connecting to a provider (502 after)."),
             OptionSpec("upstream-first-byte-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT", default: "120s", help: "Waiting for a provider's response head (504 after)."),
@@ -65,6 +67,10 @@ enum ServeCommand {
         guard let level = LogLevel(name: p.string("log-level") ?? "info") else {
             throw UsageError("--log-level expects debug, info, warning or error", commandPath: p.path)
         }
+        let retentionNanos = try p.duration("usage-retention")!
+        guard retentionNanos == 0 || retentionNanos >= 1_000_000_000 else {
+            throw UsageError("--usage-retention expects 0 (keep every usage record) or at least 1s", commandPath: p.path)
+        }
         let log = Logger(level: level)
         MongoDriverLog.route { level, domain, message in
             log.log(LogLevel(level), "mongodb driver", [("domain", .string(domain)), ("detail", .string(message))])
@@ -102,6 +108,14 @@ enum ServeCommand {
         watcher.start()
         let usage = UsageWriter(store: store, log: log)
         usage.start()
+        let retention = retentionNanos == 0 ? nil : UsageRetention(store: store, log: log, retentionMillis: Int64(retentionNanos / 1_000_000))
+        retention?.start()
+        if let retention {
+            log.info("usage records are pruned", [("retention_s", .int(Int(retention.retentionMillis / 1000))),
+                                                  ("every_s", .int(Int(retention.intervalMillis / 1000)))])
+        } else {
+            log.info("usage records are kept forever (--usage-retention 0)")
+        }
         let nodeID = p.string("node-id") ?? defaultNodeID()
         let localLimiter = LocalLimiter()
         var global: GlobalLimiter?
@@ -142,6 +156,10 @@ enum ServeCommand {
             m.setTotal("llmp_usage_dropped_total", [], Double(usage.dropped))
             m.setTotal("llmp_usage_written_total", [], Double(usage.written))
             m.setTotal("llmp_store_errors_total", ["usage_write"], Double(usage.failedBatches))
+            if let retention {
+                m.setTotal("llmp_usage_pruned_total", [], Double(retention.pruned))
+                m.setTotal("llmp_store_errors_total", ["usage_prune"], Double(retention.failedRounds))
+            }
             m.setTotal("llmp_store_errors_total", ["key_lookup"], Double(proxy.keyLookupFailures.withLock { $0 }))
             m.set("llmp_key_cache_entries", [], Double(keys.count))
             m.setTotal("llmp_upstream_connections_opened_total", [], Double(upstreams.plainStats.opened.load(ordering: .relaxed)))
@@ -211,6 +229,7 @@ enum ServeCommand {
         if drainDelay > 0 { try? await Task.sleep(for: .nanoseconds(Int64(drainDelay))) }
         await server.shutdown(graceNanos: grace)
         watcher.stop()
+        await retention?.stop()
         heartbeat?.stop()
         subscriber?.stop()
         for c in redisConnections { c.stop() }
