@@ -2,8 +2,8 @@ import Foundation
 import Storage
 import TestSupport
 
-// Storage throughput per backend: batched usage inserts (records/s) and key lookups by hash (lookups/s),
-// against a SQLite file, a throwaway PostgreSQL 15 and SecantusDB, all started here.
+// Storage throughput per backend: batched usage inserts (records/s), key lookups by hash (lookups/s) and
+// usage pruning (records deleted/s: the older half, 1000 per transaction as a node's retention job does), against a SQLite file, a throwaway PostgreSQL 15 and SecantusDB, all started here.
 //   swift run -c release store-bench [records] [lookups] [writers] [batch]
 // (writers: concurrent batch writers, default 4 — a node's usage writer is one; batch: records per
 // insert call, default 500 as in UsageWriter.)
@@ -56,12 +56,16 @@ func measure(_ name: String, _ url: String) async throws {
         try await g.waitForAll()
     }
     let lookupRate = Double(lookups) / Date().timeIntervalSince(t0)
-    print("| \(name) | \(records) | \(batch) | \(Int(insertRate)) | \(Int(lookupRate)) |")
+    t0 = Date()
+    let deleted = try await store.pruneUsage(startedBefore: now + Int64(records / 2), batch: 1000, lane: .urgent)  // unpaced
+    let pruneRate = Double(deleted) / Date().timeIntervalSince(t0)
+    precondition(deleted == records / 2, "\(name): pruned \(deleted), expected \(records / 2)")
+    print("| \(name) | \(records) | \(batch) | \(Int(insertRate)) | \(Int(lookupRate)) | \(Int(pruneRate)) |")
     await store.close()
 }
 
-print("| backend | records | batch | usage inserts/s | key lookups/s |")
-print("|---|---|---|---|---|")
+print("| backend | records | batch | usage inserts/s | key lookups/s | usage prunes/s |")
+print("|---|---|---|---|---|---|")
 let sqliteDir = "/tmp/llmp-store-bench-\(getpid())"
 try await measure("sqlite", "sqlite:\(sqliteDir)/bench.db")
 _ = try? FileManager.default.removeItem(atPath: sqliteDir)

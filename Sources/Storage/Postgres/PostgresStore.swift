@@ -5,6 +5,7 @@ extension SQLDialect {
         // One migration at a time across every node sharing the database.
         migrationLock: "SELECT pg_advisory_xact_lock(7271827)",
         insertIgnoringDuplicates: ("INSERT INTO", " ON CONFLICT (id) DO NOTHING"),
+        rowKey: "id",
         placeholders: { $0 })
 }
 

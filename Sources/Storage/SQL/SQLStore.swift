@@ -335,8 +335,8 @@ final class SQLStore: Store, @unchecked Sendable {
     func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {
         // Through the index on started_at, oldest first; the pause (on the paced lanes) comes after COMMIT,
         // so a paused prune never holds the write lock.
-        let sql = q("DELETE FROM usage_records WHERE id IN (SELECT id FROM usage_records WHERE started_at < $1 ORDER BY started_at LIMIT \(max(0, limit)))")
         let d = dialect
+        let sql = q("DELETE FROM usage_records WHERE \(d.rowKey) IN (SELECT \(d.rowKey) FROM usage_records WHERE started_at < $1 ORDER BY started_at LIMIT \(max(0, limit)))")
         let pacing = WritePacing(lane)
         return try await withSession(lane: lane) { s in
             try pacing.step {
