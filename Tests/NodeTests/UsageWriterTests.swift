@@ -40,7 +40,13 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     }
     func usageTotals(_ q: UsageQuery) async throws -> [UsageTotal] { try await inner.usageTotals(q) }
     func usageRecords(_ q: UsageQuery, limit: Int) async throws -> [UsageRecord] { try await inner.usageRecords(q, limit: limit) }
+    /// The lane of every usage delete, in order, and a pause before each (a slow store).
+    let deleteLanes = LockedBox<[StoreLane]>([])
+    let deleteDelayMillis = LockedBox(0)
     func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {
+        deleteLanes.withLock { $0.append(lane) }
+        let delay = deleteDelayMillis.withLock { $0 }
+        if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
         if down.withLock({ $0 }) { throw StoreError(.unavailable, "store is down (test)") }
         return try await inner.deleteUsage(startedBefore: before, limit: limit, lane: lane)
     }

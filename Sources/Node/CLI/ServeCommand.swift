@@ -24,7 +24,7 @@ enum ServeCommand {
                        help: "After SIGTERM, keep accepting this long with /readyz at 503, so load balancers stop sending first."),
             OptionSpec("shutdown-grace", value: "duration", env: "LLM_PROXY_SHUTDOWN_GRACE", default: "30s", help: "How long in-flight requests may run after SIGTERM."),
             OptionSpec("usage-retention", value: "duration", env: "LLM_PROXY_USAGE_RETENTION", default: "90d",
-                       help: "Usage records older than this are deleted (checked hourly, in small batches); 0 keeps every record."),
+                       help: "Usage records older than this are deleted, in small batches, every quarter of it (at most hourly); 0 keeps every record."),
             OptionSpec("node-id", value: "id", env: "LLM_PROXY_NODE_ID", help: "This node's name in usage records (default: host name and pid)."),
             OptionSpec("upstream-connect-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_CONNECT_TIMEOUT", default: "10s", help: "Connecting to a provider (502 after)."),
             OptionSpec("upstream-first-byte-timeout", value: "duration", env: "LLM_PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT", default: "120s", help: "Waiting for a provider's response head (504 after)."),

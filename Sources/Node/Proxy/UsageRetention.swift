@@ -50,29 +50,41 @@ final class UsageRetention: @unchecked Sendable {
         }
     }
 
-    /// One round: deletes what is older than the retention now. Returns how many records went, nil if the
-    /// store failed.
+    /// One round: deletes what is older than the retention now, batch by batch (each counted as it
+    /// commits). A round still running after `intervalMillis` is falling behind — a saturated core starves
+    /// the background lane, while records keep expiring — so its remaining batches go to the normal lane
+    /// (nice 5, lightly paced), as the usage writer's do when it falls behind. Returns how many records
+    /// went, nil if the store failed.
     @discardableResult
     func pruneOnce() async -> Int? {
         let cutoff = nowMillis() - retentionMillis
+        let started = monotonicNanos()
+        var deleted = 0
         do {
-            let n = try await store.pruneUsage(startedBefore: cutoff, batch: batch, lane: .background)
+            while !Task.isCancelled {
+                let behind = monotonicNanos() - started > UInt64(intervalMillis) * 1_000_000
+                let n = try await store.deleteUsage(startedBefore: cutoff, limit: batch, lane: behind ? .normal : .background)
+                deleted += n
+                counts.withLock { $0.pruned += n }
+                if n < batch { break }
+            }
             let hadFailed = counts.withLock { c -> Bool in
-                c.pruned += n
                 defer { c.failing = false }
                 return c.failing
             }
-            if n > 0 || hadFailed {
-                log.info("usage records pruned", [("deleted", .int(n)), ("started_before", .string(isoTime(cutoff)))])
+            if deleted > 0 || hadFailed {
+                log.info("usage records pruned", [("deleted", .int(deleted)), ("started_before", .string(isoTime(cutoff)))])
             }
-            return n
+            return deleted
         } catch {
             let first = counts.withLock { c -> Bool in
                 c.failedRounds += 1
                 defer { c.failing = true }
                 return !c.failing
             }
-            if first { log.warning("usage records could not be pruned; will retry", [("error", .string("\(error)"))]) }
+            if first {
+                log.warning("usage records could not be pruned; will retry", [("deleted_before_failure", .int(deleted)), ("error", .string("\(error)"))])
+            }
             return nil
         }
     }
