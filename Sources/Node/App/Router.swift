@@ -10,29 +10,35 @@ public struct Router: HTTPHandler {
         var handler: Handler
     }
 
-    private var exact: [String: [Route]] = [:]
-    private var prefixes: [Route] = []
+    /// Keyed by `Substring` so that a request's path (a slice of its head) is looked up as it is: a
+    /// `String` key would mean a `String(path)`, a heap copy for any path over 15 bytes.
+    private var exact: [Substring: [Route]] = [:]
+    /// Routes under each prefix, longest prefix first.
+    private var prefixes: [(path: String, routes: [Route])] = []
 
     public init() {}
 
     /// `method` nil matches any method; `HEAD` is served by `GET` routes.
     public mutating func add(_ method: HTTPMethod?, _ path: String, _ handler: @escaping Handler) {
-        exact[path, default: []].append(Route(method: method, path: path, isPrefix: false, handler: handler))
+        exact[Substring(path), default: []].append(Route(method: method, path: path, isPrefix: false, handler: handler))
     }
 
     /// Everything under `prefix` (which should end in `/`).
     public mutating func addPrefix(_ method: HTTPMethod?, _ prefix: String, _ handler: @escaping Handler) {
-        prefixes.append(Route(method: method, path: prefix, isPrefix: true, handler: handler))
-        prefixes.sort { $0.path.count > $1.path.count }
+        let route = Route(method: method, path: prefix, isPrefix: true, handler: handler)
+        if let i = prefixes.firstIndex(where: { $0.path == prefix }) {
+            prefixes[i].routes.append(route)
+        } else {
+            prefixes.append((prefix, [route]))
+            prefixes.sort { $0.path.utf8.count > $1.path.utf8.count }
+        }
     }
 
     public func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) async {
         let path = request.path
-        var candidates: [Route] = exact[String(path)] ?? []
-        if candidates.isEmpty {
-            if let p = prefixes.first(where: { path.hasPrefix($0.path) }) {
-                candidates = prefixes.filter { $0.path == p.path }
-            }
+        var candidates: [Route] = exact[path] ?? []
+        if candidates.isEmpty, let group = prefixes.first(where: { path.utf8.starts(with: $0.path.utf8) }) {
+            candidates = group.routes
         }
         guard !candidates.isEmpty else {
             response.respond(status: 404, headers: ["content-type": "application/json"],

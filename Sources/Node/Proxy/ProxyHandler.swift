@@ -19,7 +19,8 @@ struct ProxyHandler: Sendable {
         let started = monotonicNanos()
         let startedAt = nowMillis()
         let path = request.path
-        let anthropicShape = path.hasPrefix("/v1/messages") || path.hasPrefix("/v1/complete")
+        // By bytes: `hasPrefix` on a Substring compares Character by Character (~0.5 µs a request).
+        let anthropicShape = path.utf8.starts(with: "/v1/messages".utf8) || path.utf8.starts(with: "/v1/complete".utf8)
         let requestID = request.headers["x-request-id"].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? Identifiers.requestID()
 
         let route = requestMetrics.route(path)
