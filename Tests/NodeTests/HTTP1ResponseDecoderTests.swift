@@ -147,7 +147,7 @@ import Testing
             let base = PlainHTTPTarget.endpoint(e)
             #expect(base != nil, "\(e)")
             for s in suffixes {
-                #expect(base?.appending(s) == PlainHTTPTarget(e + s), "\(e) + \(s)")
+                #expect(base?.appending(Substring(s)) == PlainHTTPTarget(e + s), "\(e) + \(s)")
             }
         }
         // Endpoints the own client does not take (curl does), or whose query would end up mid-URL.

@@ -4,11 +4,12 @@ import Storage
 enum ProviderRouting {
     /// What follows the connection's endpoint upstream: client `/v1/<rest>?<query>` → `<endpoint>/<rest>?<query>`;
     /// Azure adds `deployments/<model>/` and its `api-version`.
-    static func upstreamSuffix(_ c: ConnectionRecord, rest: Substring, query: Substring?, model: String?) throws(ProxyError) -> String {
+    /// A slice of the client's path when nothing is added (no copy on the common path).
+    static func upstreamSuffix(_ c: ConnectionRecord, rest: Substring, query: Substring?, model: String?) throws(ProxyError) -> Substring {
         switch c.provider {
         case .openai, .anthropic:
-            guard let query else { return String(rest) }
-            return rest + "?" + query
+            guard let query else { return rest }
+            return Substring(rest + "?" + query)
         case .azure:
             var path = ""
             if !rest.hasPrefix("/deployments/") && rest != "/models" {
@@ -21,7 +22,7 @@ enum ProviderRouting {
             path += rest
             var params: [String] = query.map { [String($0)] } ?? []
             if let v = c.options["api-version"], !(query?.contains("api-version=") ?? false) { params.append("api-version=" + v) }
-            return path + (params.isEmpty ? "" : "?" + params.joined(separator: "&"))
+            return Substring(path + (params.isEmpty ? "" : "?" + params.joined(separator: "&")))
         }
     }
 

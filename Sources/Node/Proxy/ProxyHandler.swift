@@ -112,7 +112,7 @@ struct ProxyHandler: Sendable {
 
         // Build the upstream call.
         let rest = path.dropFirst(3)  // "/v1/chat/completions" → "/chat/completions"
-        let suffix: String
+        let suffix: Substring
         do {
             suffix = try ProviderRouting.upstreamSuffix(rk.connection, rest: rest, query: request.query, model: facts.model)
         } catch {

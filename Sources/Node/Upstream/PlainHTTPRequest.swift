@@ -29,9 +29,9 @@ public struct PlainHTTPTarget: Equatable, Sendable {
 
     /// An endpoint's target with `suffix` (path and query) after its path; what `init?(endpoint + suffix)`
     /// gives, without building and splitting the URL again.
-    public func appending(_ suffix: String) -> PlainHTTPTarget {
+    public func appending(_ suffix: Substring) -> PlainHTTPTarget {
         var t = self
-        var s = Substring(suffix)
+        var s = suffix
         if let hash = s.utf8.firstIndex(of: 0x23) { s = s[s.startIndex..<hash] }
         t.requestTarget = Self.normalized(requestTarget + s)
         return t

@@ -31,12 +31,12 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     /// A call to `endpoint` + `suffix` (path and query) on `loop`, not started yet.
-    func call(on loop: EventLoop, method: HTTPMethod, endpoint: UpstreamEndpoint, suffix: String, headers: [(String, String)],
+    func call(on loop: EventLoop, method: HTTPMethod, endpoint: UpstreamEndpoint, suffix: Substring, headers: [(String, String)],
               body: [UInt8]) -> any UpstreamCall {
         if plainHTTPClient == .native, let base = endpoint.plain {
             return plainClient(for: loop).call(method: method, target: base.appending(suffix), headers: headers, body: body)
         }
-        return CurlTransfer(multi: multi(for: loop), method: method, url: endpoint.url + suffix, headers: headers, body: body, timeouts: timeouts)
+        return CurlTransfer(multi: multi(for: loop), method: method, url: endpoint.url + String(suffix), headers: headers, body: body, timeouts: timeouts)
     }
 
     func multi(for loop: EventLoop) -> CurlMulti {
