@@ -30,8 +30,8 @@ final class UsageRetention: @unchecked Sendable {
         intervalMillis = Self.interval(forRetention: retentionMillis)
     }
 
-    /// A quarter of the retention, between one second and one hour: a record outlives its retention by at
-    /// most this, and the deletes of a round stay a small fraction of a day's writes.
+    /// A quarter of the retention, between one second and one hour: a record outlives its retention by
+    /// about this at most (on a node that keeps up), and a round deletes at most this long's worth of rows.
     static func interval(forRetention retention: Int64) -> Int64 { min(max(retention / 4, 1000), 3_600_000) }
 
     /// Records deleted since start.
