@@ -146,7 +146,7 @@ import TestSupport
         #expect(served.bodyText.trimmingCharacters(in: .whitespacesAndNewlines) == file.trimmingCharacters(in: .whitespacesAndNewlines))
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(served.body)) as? [String: Any])
         let paths = try #require(doc["paths"] as? [String: Any])
-        #expect(Set(paths.keys) == ["/admin/connections", "/admin/connections/{id}", "/admin/vkeys", "/admin/vkeys/{id}", "/admin/usage"])
+        #expect(Set(paths.keys) == ["/admin/connections", "/admin/connections/{id}", "/admin/vkeys", "/admin/vkeys/{id}", "/admin/usage", "/admin/usage/records"])
     }
 }
 

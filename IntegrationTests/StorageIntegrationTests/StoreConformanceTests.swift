@@ -51,6 +51,9 @@ import TestSupport
     @Test(arguments: Backend.allCases) func usageIsPrunedOldestFirstInShortBatches(_ b: Backend) async throws {
         try await withStore(b, StoreConformance.usageIsPrunedOldestFirstInShortBatches)
     }
+    @Test(arguments: Backend.allCases) func usagePagesListEveryRecordOnceInOrder(_ b: Backend) async throws {
+        try await withStore(b, StoreConformance.usagePagesListEveryRecordOnceInOrder)
+    }
     @Test(arguments: Backend.allCases) func sealedKeysOpenOnlyWithTheRightMasterKey(_ b: Backend) async throws {
         try await withStore(b, StoreConformance.sealedKeysOpenOnlyWithTheRightMasterKey)
     }

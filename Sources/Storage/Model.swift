@@ -150,6 +150,31 @@ public struct UsageQuery: Sendable, Equatable {
     }
 }
 
+/// Where a page of usage records ended: the last record's start time and id. Pages are ordered by
+/// (`startedAt`, `id`), so the next page starts strictly after it. Its text form, `<startedAt>.<id>`, is
+/// what the admin API hands out as `next`.
+public struct UsageCursor: Sendable, Equatable {
+    public var startedAt: Int64
+    public var id: String
+
+    public init(startedAt: Int64, id: String) {
+        self.startedAt = startedAt
+        self.id = id
+    }
+
+    public init(after record: UsageRecord) { self.init(startedAt: record.startedAt, id: record.id) }
+
+    /// Parses `<startedAt>.<id>`; nil for anything else.
+    public init?(text: String) {
+        guard let dot = text.firstIndex(of: "."), let t = Int64(text[..<dot]), t >= 0 else { return nil }
+        let id = String(text[text.index(after: dot)...])
+        guard !id.isEmpty, id.utf8.count <= 200 else { return nil }
+        self.init(startedAt: t, id: id)
+    }
+
+    public var text: String { "\(startedAt).\(id)" }
+}
+
 /// Who did what to which object, and when. Never holds a secret.
 public struct AuditEvent: Sendable, Equatable {
     public var id: Int64

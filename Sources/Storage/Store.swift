@@ -36,6 +36,10 @@ public protocol Store: Sendable {
     func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws
     func usageTotals(_ query: UsageQuery) async throws -> [UsageTotal]
     func usageRecords(_ query: UsageQuery, limit: Int) async throws -> [UsageRecord]
+    /// The records `query` selects, oldest first — by `startedAt`, then `id` — strictly after `after` (the
+    /// previous page's last record), at most `limit`: pages for an export that neither skips nor repeats a
+    /// record, whatever is written or pruned meanwhile.
+    func usagePage(_ query: UsageQuery, after: UsageCursor?, limit: Int) async throws -> [UsageRecord]
     /// Deletes at most `limit` of the oldest usage records that started before `before` (Unix ms), in one
     /// short transaction, and returns how many it deleted; `pruneUsage` repeats it until none are left.
     /// On the `.background` lane the work yields the CPU to request handling, as usage writes do.

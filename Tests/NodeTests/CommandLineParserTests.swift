@@ -135,6 +135,16 @@ import Testing
         #expect(parseTime("1e300d", future: true) == nil)
     }
 
+    @Test func millisecondTimesRoundTripExactly() {
+        #expect(isoTimeMillis(1_798_718_400_000) == "2026-12-31T12:00:00.000Z")
+        #expect(isoTimeMillis(1_798_718_400_007) == "2026-12-31T12:00:00.007Z")
+        #expect(isoTimeMillis(0) == "1970-01-01T00:00:00.000Z")
+        #expect(isoTimeMillis(-1) == "1969-12-31T23:59:59.999Z")
+        for ms: Int64 in [1_700_000_000_123, 1_798_718_400_999, 86_400_001] {
+            #expect(parseTime(isoTimeMillis(ms), future: false) == ms)
+        }
+    }
+
     @Test func datesDurationsAndDateTimes() {
         #expect(parseTime("2026-12-31", future: true) == 1_798_675_200_000)
         #expect(parseTime("2026-12-31T12:00:00Z", future: true) == 1_798_718_400_000)

@@ -38,6 +38,9 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     }
     func usageTotals(_ q: UsageQuery) async throws -> [UsageTotal] { try await inner.usageTotals(q) }
     func usageRecords(_ q: UsageQuery, limit: Int) async throws -> [UsageRecord] { try await inner.usageRecords(q, limit: limit) }
+    func usagePage(_ q: UsageQuery, after: UsageCursor?, limit: Int) async throws -> [UsageRecord] {
+        try await inner.usagePage(q, after: after, limit: limit)
+    }
     /// The lane of every usage delete, in order, and a pause before each (a slow store).
     let deleteLanes = LockedBox<[StoreLane]>([])
     let deleteDelayMillis = LockedBox(0)

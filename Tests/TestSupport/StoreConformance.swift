@@ -187,6 +187,48 @@ public enum StoreConformance {
         #expect(event.action == "prune" && event.objectType == "usage" && event.detail == "290 record(s)")
     }
 
+    public static func usagePagesListEveryRecordOnceInOrder(_ store: any Store) async throws {
+        let base: Int64 = 1_700_000_000_000
+        // Three records per start time: ties are broken by id.
+        let records = (0..<30).map { i in
+            let t = base + Int64(i / 3) * 1000
+            return UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: t), virtualKeyID: i % 2 == 0 ? "vk_a" : "vk_b", connectionID: "conn_x",
+                               model: "gpt-4o", promptTokens: Int64(i), completionTokens: 1, statusCode: 200, latencyMillis: 1, stream: i % 5 == 0,
+                               startedAt: t, endedAt: t + 7, nodeID: "node-1")
+        }
+        try await store.insertUsage(records.shuffled(), lane: .urgent)
+        let ordered = records.sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }
+
+        func all(_ query: UsageQuery, pageSize: Int) async throws -> [UsageRecord] {
+            var out: [UsageRecord] = []
+            var cursor: UsageCursor?
+            while true {
+                let page = try await store.usagePage(query, after: cursor, limit: pageSize)
+                out += page
+                guard page.count == pageSize, let last = page.last else { return out }
+                cursor = UsageCursor(after: last)
+            }
+        }
+        #expect(try await all(UsageQuery(), pageSize: 7) == ordered)
+        #expect(try await all(UsageQuery(), pageSize: 30) == ordered)
+        let window = UsageQuery(virtualKeyID: "vk_b", since: base + 2000, until: base + 8000)
+        #expect(try await all(window, pageSize: 4) == ordered.filter { $0.virtualKeyID == "vk_b" && $0.startedAt >= base + 2000 && $0.startedAt < base + 8000 })
+
+        // A cursor survives writes: a record written behind it is not listed, one ahead of it is.
+        let first = try await store.usagePage(UsageQuery(), after: nil, limit: 10)
+        let cursor = UsageCursor(after: try #require(first.last))
+        #expect(UsageCursor(text: cursor.text) == cursor)
+        func late(_ t: Int64) -> UsageRecord {
+            UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: t), virtualKeyID: "vk_a", connectionID: "conn_x", model: "gpt-4o", promptTokens: 1,
+                        completionTokens: 1, statusCode: 200, latencyMillis: 1, stream: false, startedAt: t, endedAt: t, nodeID: "node-2")
+        }
+        let behind = late(base), ahead = late(base + 60_000)
+        try await store.insertUsage([behind, ahead], lane: .urgent)
+        let rest = try await store.usagePage(UsageQuery(), after: cursor, limit: 100)
+        #expect(rest.count == 21 && rest.last == ahead && !rest.contains(behind))
+        #expect(UsageCursor(text: "no-dot") == nil && UsageCursor(text: "12.") == nil && UsageCursor(text: "x.u_1") == nil)
+    }
+
     public static func sealedKeysOpenOnlyWithTheRightMasterKey(_ store: any Store) async throws {
         let c = makeConnection(apiKey: "sk-provider-abc")
         try await store.createConnection(c, actor: .cli)

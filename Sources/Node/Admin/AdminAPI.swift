@@ -106,27 +106,24 @@ struct AdminAPI: Sendable {
                 changed()
                 response.respond(status: 204)
             case (.GET, "usage", nil):
-                var q = UsageQuery()
-                for pair in (request.query ?? "").split(separator: "&") {
-                    let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                    guard kv.count == 2 else { continue }
-                    switch kv[0] {
-                    case "vkey": q.virtualKeyID = kv[1]
-                    case "since", "until":
-                        guard let t = parseTime(kv[1].removingPercentEncodingLite(), future: false) else {
-                            throw StoreError(.invalid, "\(kv[0]) must be a date (2026-12-31, RFC 3339) or a duration ago (24h, 7d)")
-                        }
-                        if kv[0] == "since" { q.since = t } else { q.until = t }
-                    default: break
-                    }
+                try ok(response, 200, try await service.usage(try Self.usageQuery(request.query)))
+            case (.GET, "usage", "records"):
+                let params = Self.queryParameters(request.query)
+                var after: UsageCursor?
+                if let text = params["after"] {
+                    guard let c = UsageCursor(text: text) else { throw StoreError(.invalid, "after must be a page's next value, got \"\(text)\"") }
+                    after = c
                 }
-                try ok(response, 200, try await service.usage(q))
+                var limit = 1000
+                if let text = params["limit"] {
+                    guard let n = Int(text) else { throw StoreError(.invalid, "limit must be a number from 1 to \(AdminService.maxPage)") }
+                    limit = n
+                }
+                try ok(response, 200, try await service.usageRecords(try Self.usageQuery(request.query), after: after, limit: limit))
             case (.DELETE, "usage", nil):
                 var before: Int64?
-                for pair in (request.query ?? "").split(separator: "&") {
-                    let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                    guard kv.count == 2, kv[0] == "before" else { continue }
-                    guard let t = parseTime(kv[1].removingPercentEncodingLite(), future: false) else {
+                if let text = Self.queryParameters(request.query)["before"] {
+                    guard let t = parseTime(text, future: false) else {
                         throw StoreError(.invalid, "before must be a date (2026-12-31, RFC 3339) or a duration ago (90d, 12h)")
                     }
                     before = t
@@ -141,6 +138,7 @@ struct AdminAPI: Sendable {
                 case ("connections", false): "GET, DELETE"
                 case ("vkeys", false): "GET, PATCH, DELETE"
                 case ("usage", true): "GET, DELETE"
+                case ("usage", false) where target == "records": "GET"
                 case ("openapi.json", true): "GET"
                 default: nil
                 }
@@ -168,6 +166,31 @@ struct AdminAPI: Sendable {
     }
 
     private func changed() { announce() }
+
+    /// A query string's parameters, percent-decoded (the last of a repeated name wins).
+    static func queryParameters(_ query: Substring?) -> [String: String] {
+        var out: [String: String] = [:]
+        for pair in (query ?? "").split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { continue }
+            out[kv[0]] = kv[1].removingPercentEncodingLite()
+        }
+        return out
+    }
+
+    /// `vkey`, `since` and `until` from a query string.
+    static func usageQuery(_ query: Substring?) throws -> UsageQuery {
+        let params = queryParameters(query)
+        var q = UsageQuery(virtualKeyID: params["vkey"])
+        for name in ["since", "until"] {
+            guard let text = params[name] else { continue }
+            guard let t = parseTime(text, future: false) else {
+                throw StoreError(.invalid, "\(name) must be a date (2026-12-31, RFC 3339) or a duration ago (24h, 7d)")
+            }
+            if name == "since" { q.since = t } else { q.until = t }
+        }
+        return q
+    }
 
     private func limits(_ b: KeyFields) throws -> KeyLimits {
         var l = KeyLimits(tps: b.tps, burst: b.burst, tokensPerMinute: b.tokens_per_minute, maxConcurrent: b.max_concurrent)

@@ -368,6 +368,90 @@ enum AdminOpenAPI {
             "format": "date-time"
           }
         }
+      },
+      "UsageRecord": {
+        "type": "object",
+        "required": [
+          "id",
+          "vkey_id",
+          "connection_id",
+          "model",
+          "prompt_tokens",
+          "completion_tokens",
+          "total_tokens",
+          "estimated",
+          "status",
+          "latency_ms",
+          "stream",
+          "started_at",
+          "ended_at",
+          "node_id"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "vkey_id": {
+            "type": "string"
+          },
+          "connection_id": {
+            "type": "string"
+          },
+          "model": {
+            "type": "string"
+          },
+          "prompt_tokens": {
+            "type": "integer"
+          },
+          "completion_tokens": {
+            "type": "integer"
+          },
+          "total_tokens": {
+            "type": "integer"
+          },
+          "estimated": {
+            "type": "boolean",
+            "description": "true when the provider reported no usage and the tokens were estimated from bytes"
+          },
+          "status": {
+            "type": "integer"
+          },
+          "latency_ms": {
+            "type": "integer"
+          },
+          "stream": {
+            "type": "boolean"
+          },
+          "started_at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "ended_at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "node_id": {
+            "type": "string"
+          }
+        }
+      },
+      "UsageRecordsPage": {
+        "type": "object",
+        "required": [
+          "records"
+        ],
+        "properties": {
+          "records": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/UsageRecord"
+            }
+          },
+          "next": {
+            "type": "string",
+            "description": "pass as `after` for the next page; absent on the last page"
+          }
+        }
       }
     },
     "responses": {
@@ -751,6 +835,73 @@ enum AdminOpenAPI {
               "application/json": {
                 "schema": {
                   "$ref": "#/components/schemas/UsagePruned"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Error"
+          },
+          "401": {
+            "$ref": "#/components/responses/Error"
+          },
+          "503": {
+            "$ref": "#/components/responses/Error"
+          }
+        }
+      }
+    },
+    "/admin/usage/records": {
+      "get": {
+        "operationId": "usageRecords",
+        "description": "Usage records, oldest first (by start time, then id), a page at a time: pass a page's `next` as `after` for the next one. Keyset paging: nothing is skipped or repeated while nodes write or prune.",
+        "parameters": [
+          {
+            "name": "vkey",
+            "in": "query",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "since",
+            "in": "query",
+            "schema": {
+              "$ref": "#/components/schemas/When"
+            }
+          },
+          {
+            "name": "until",
+            "in": "query",
+            "schema": {
+              "$ref": "#/components/schemas/When"
+            }
+          },
+          {
+            "name": "after",
+            "in": "query",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 10000,
+              "default": 1000
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "a page of records",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/UsageRecordsPage"
                 }
               }
             }

@@ -42,6 +42,38 @@ struct VirtualKeyView: Codable, Sendable, Equatable {
     }
 }
 
+/// One usage record as exported (`usage export`, `GET /admin/usage/records`); times in RFC 3339 with
+/// milliseconds (UTC).
+struct UsageRecordView: Codable, Sendable, Equatable {
+    var id: String
+    var vkey_id: String
+    var connection_id: String
+    var model: String
+    var prompt_tokens: Int64
+    var completion_tokens: Int64
+    var total_tokens: Int64
+    var estimated: Bool
+    var status: Int
+    var latency_ms: Int64
+    var stream: Bool
+    var started_at: String
+    var ended_at: String
+    var node_id: String
+
+    init(_ r: UsageRecord) {
+        id = r.id; vkey_id = r.virtualKeyID; connection_id = r.connectionID; model = r.model
+        prompt_tokens = r.promptTokens; completion_tokens = r.completionTokens; total_tokens = r.promptTokens + r.completionTokens
+        estimated = r.estimated; status = r.statusCode; latency_ms = r.latencyMillis; stream = r.stream
+        started_at = isoTimeMillis(r.startedAt); ended_at = isoTimeMillis(r.endedAt); node_id = r.nodeID
+    }
+}
+
+/// A page of exported records, oldest first, and where the next one starts (absent on the last page).
+struct UsageRecordsPage: Codable, Sendable, Equatable {
+    var records: [UsageRecordView]
+    var next: String?
+}
+
 /// What `usage prune` / `DELETE /admin/usage` report.
 struct UsagePruned: Codable, Sendable, Equatable {
     var deleted: Int
@@ -152,6 +184,16 @@ struct AdminService: Sendable {
 
     func usage(_ query: UsageQuery) async throws -> [UsageView] { try await store.usageTotals(query).map(UsageView.init) }
 
+    /// Records `query` selects, oldest first, after `after`; `next` is set when the page is full.
+    func usageRecords(_ query: UsageQuery, after: UsageCursor?, limit: Int) async throws -> UsageRecordsPage {
+        guard (1...Self.maxPage).contains(limit) else { throw StoreError(.invalid, "limit must be 1 to \(Self.maxPage), got \(limit)") }
+        let records = try await store.usagePage(query, after: after, limit: limit)
+        return UsageRecordsPage(records: records.map(UsageRecordView.init),
+                                next: records.count == limit ? records.last.map { UsageCursor(after: $0).text } : nil)
+    }
+
+    static let maxPage = 10_000
+
     /// Deletes every usage record that started before `before` (Unix ms, not in the future), in short
     /// batches, and audits how many went.
     func pruneUsage(before: Int64) async throws -> UsagePruned {
@@ -212,6 +254,15 @@ struct AdminService: Sendable {
 /// Unix milliseconds as RFC 3339 UTC.
 func isoTime(_ ms: Int64) -> String {
     Date(timeIntervalSince1970: Double(ms) / 1000).formatted(.iso8601)
+}
+
+/// Unix milliseconds as RFC 3339 UTC with the milliseconds (`2026-11-29T15:04:05.123Z`), exact for any
+/// whole millisecond.
+func isoTimeMillis(_ ms: Int64) -> String {
+    let seconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
+    let base = isoTime(seconds * 1000)  // "…:05Z"
+    let frac = ms - seconds * 1000
+    return base.dropLast() + "." + String(String(frac + 1000).dropFirst()) + "Z"
 }
 
 extension String {

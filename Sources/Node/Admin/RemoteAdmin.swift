@@ -13,6 +13,7 @@ protocol AdminBackend: Sendable {
     func updateKey(id: String, limits: KeyLimits) async throws -> VirtualKeyView
     func removeKey(id: String) async throws
     func usage(_ query: UsageQuery) async throws -> [UsageView]
+    func usageRecords(_ query: UsageQuery, after: UsageCursor?, limit: Int) async throws -> UsageRecordsPage
     func pruneUsage(before: Int64) async throws -> UsagePruned
 }
 
@@ -60,16 +61,29 @@ struct RemoteAdmin: AdminBackend {
     func removeKey(id: String) async throws { let _: Empty = try call("DELETE", "/admin/vkeys/\(escape(id))") }
 
     func usage(_ q: UsageQuery) async throws -> [UsageView] {
+        let params = Self.parameters(q)
+        return try call("GET", "/admin/usage" + (params.isEmpty ? "" : "?" + params.joined(separator: "&")))
+    }
+
+    func usageRecords(_ q: UsageQuery, after: UsageCursor?, limit: Int) async throws -> UsageRecordsPage {
+        var params = Self.parameters(q) + ["limit=\(limit)"]
+        if let after { params.append("after=\(escape(after.text))") }
+        return try call("GET", "/admin/usage/records?" + params.joined(separator: "&"))
+    }
+
+    /// A usage query as `/admin/usage` parameters; times to the millisecond, so nothing shifts on the way.
+    private static func parameters(_ q: UsageQuery) -> [String] {
+        func escape(_ s: String) -> String { ProviderRouting.percentEncodePathSegment(s) }
         var params: [String] = []
         if let k = q.virtualKeyID { params.append("vkey=\(escape(k))") }
-        if let s = q.since { params.append("since=\(escape(isoTime(s)))") }
-        if let u = q.until { params.append("until=\(escape(isoTime(u)))") }
-        return try call("GET", "/admin/usage" + (params.isEmpty ? "" : "?" + params.joined(separator: "&")))
+        if let s = q.since { params.append("since=\(escape(isoTimeMillis(s)))") }
+        if let u = q.until { params.append("until=\(escape(isoTimeMillis(u)))") }
+        return params
     }
 
     func pruneUsage(before: Int64) async throws -> UsagePruned {
         // A large prune runs for a while on the node: wait up to an hour rather than the usual 30 s.
-        try call("DELETE", "/admin/usage?before=\(escape(isoTime(before)))", timeoutMillis: 3_600_000)
+        try call("DELETE", "/admin/usage?before=\(escape(isoTimeMillis(before)))", timeoutMillis: 3_600_000)
     }
 
     // MARK: HTTP

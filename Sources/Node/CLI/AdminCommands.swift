@@ -184,19 +184,10 @@ enum AdminCommands {
     static let usage = CommandSpec(
         name: "usage", summary: "Requests and tokens per key and model.",
         discussion: "Nodes delete records older than their --usage-retention (90d by default); 'usage prune' deletes older ones now.",
-        options: [OptionSpec("vkey", value: "id", help: "Only this virtual key."),
-                  OptionSpec("since", value: "when", help: "From this time (a date, or a duration ago such as 24h or 7d)."),
-                  OptionSpec("until", value: "when", help: "Up to this time (exclusive).")],
-        subcommands: [usagePrune],
+        options: usageFilters,
+        subcommands: [usageExport, usagePrune],
         run: { p in
-            var q = UsageQuery(virtualKeyID: p.string("vkey"))
-            for (name, past) in [("since", true), ("until", true)] {
-                guard let text = p.string(name) else { continue }
-                guard let t = parseTime(text, future: !past) else {
-                    throw UsageError("--\(name) expects a date (2026-12-31, 2026-12-31T12:00:00Z) or a duration ago (24h, 7d)", commandPath: p.path)
-                }
-                if name == "since" { q.since = t } else { q.until = t }
-            }
+            let q = try usageQuery(p)
             return try await withService(p) { s, out in
                 let rows = try await s.usage(q)
                 out.printTable(rows, columns: ["VKEY", "MODEL", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"]) {
@@ -208,6 +199,46 @@ enum AdminCommands {
 }
 
 extension AdminCommands {
+    static let usageFilters = [OptionSpec("vkey", value: "id", help: "Only this virtual key."),
+                               OptionSpec("since", value: "when", help: "From this time (a date, or a duration ago such as 24h or 7d)."),
+                               OptionSpec("until", value: "when", help: "Up to this time (exclusive).")]
+
+    /// `--vkey`, `--since`, `--until`.
+    static func usageQuery(_ p: ParsedCommand) throws -> UsageQuery {
+        var q = UsageQuery(virtualKeyID: p.string("vkey"))
+        for name in ["since", "until"] {
+            guard let text = p.string(name) else { continue }
+            guard let t = parseTime(text, future: false) else {
+                throw UsageError("--\(name) expects a date (2026-12-31, 2026-12-31T12:00:00Z) or a duration ago (24h, 7d)", commandPath: p.path)
+            }
+            if name == "since" { q.since = t } else { q.until = t }
+        }
+        return q
+    }
+
+    static let usageExport = CommandSpec(
+        name: "export", summary: "Write every usage record selected, oldest first, as JSON lines or CSV.",
+        discussion: "Reads in pages of 5000 (keyset paging: nothing is skipped or repeated while nodes write). Export before records pass the nodes' --usage-retention.",
+        options: usageFilters + [OptionSpec("format", value: "format", default: "jsonl", help: "jsonl (one JSON object per line) or csv.")],
+        run: { p in
+            let q = try usageQuery(p)
+            let format = p.string("format") ?? "jsonl"
+            guard format == "jsonl" || format == "csv" else {
+                throw UsageError("--format expects jsonl or csv, got \"\(format)\"", commandPath: p.path)
+            }
+            return try await withService(p) { s, _ in
+                let writer = UsageExportWriter(csv: format == "csv")
+                var after: UsageCursor?
+                repeat {
+                    let page = try await s.usageRecords(q, after: after, limit: 5000)
+                    writer.write(page.records)
+                    after = page.next.flatMap { UsageCursor(text: $0) }
+                } while after != nil
+                writer.finish()
+                return 0
+            }
+        })
+
     static let usagePrune = CommandSpec(
         name: "prune", summary: "Delete every key's usage records that started before a time.",
         discussion: "Deletes in batches of 5000 records, one short transaction each, so nodes keep writing usage meanwhile. Audited.",

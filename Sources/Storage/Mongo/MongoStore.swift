@@ -361,6 +361,22 @@ final class MongoStoreImpl: Store, @unchecked Sendable {
         }
     }
 
+    func usagePage(_ query: UsageQuery, after: UsageCursor?, limit: Int) async throws -> [UsageRecord] {
+        try await run { c in
+            var filter = Self.match(query)
+            if let after, case .object(var fields) = filter {
+                fields.append(("$or", .array([
+                    .object([("started_at", .object([("$gt", .int(after.startedAt))]))]),
+                    .object([("started_at", .int(after.startedAt)), ("_id", .object([("$gt", .string(after.id))]))]),
+                ])))
+                filter = .object(fields)
+            }
+            let options = try BSONDocument(JSONValue.object([("sort", .object([("started_at", .int(1)), ("_id", .int(1))])), ("limit", .int(Int64(max(0, limit))))]))
+            return try c.with("usage_records") { try $0.find(BSONDocument(filter), options: options) }
+                .map { try Self.decode(UsageDoc.self, $0).record }
+        }
+    }
+
     func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {
         guard limit > 0 else { return 0 }
         return try await run(lane: lane) { c in

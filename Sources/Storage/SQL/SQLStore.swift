@@ -322,14 +322,26 @@ final class SQLStore: Store, @unchecked Sendable {
     func usageRecords(_ query: UsageQuery, limit: Int) async throws -> [UsageRecord] {
         let (w, params) = whereClause(query)
         let sql = q("SELECT \(Self.usageColumns) FROM usage_records\(w) ORDER BY started_at DESC, id LIMIT \(max(0, limit))")
-        return try await withSession { s in
-            try s.query(sql, params).map {
-                UsageRecord(id: try $0.string(0), virtualKeyID: try $0.string(1), connectionID: try $0.string(2), model: try $0.string(3),
-                            promptTokens: try $0.int(4), completionTokens: try $0.int(5), estimated: try $0.bool(6),
-                            statusCode: Int(try $0.int(7)), latencyMillis: try $0.int(8), stream: try $0.bool(9),
-                            startedAt: try $0.int(10), endedAt: try $0.int(11), nodeID: try $0.string(12))
-            }
+        return try await withSession { s in try s.query(sql, params).map(Self.usageRecord) }
+    }
+
+    func usagePage(_ query: UsageQuery, after: UsageCursor?, limit: Int) async throws -> [UsageRecord] {
+        var (w, params) = whereClause(query)
+        if let after {
+            params += [.int(after.startedAt), .text(after.id)]
+            let (t, id) = (params.count - 1, params.count)
+            w += (w.isEmpty ? " WHERE " : " AND ") + "(started_at > $\(t) OR (started_at = $\(t) AND id > $\(id)))"
         }
+        let sql = q("SELECT \(Self.usageColumns) FROM usage_records\(w) ORDER BY started_at, id LIMIT \(max(0, limit))")
+        let bound = params
+        return try await withSession { s in try s.query(sql, bound).map(Self.usageRecord) }
+    }
+
+    private static func usageRecord(_ row: SQLRow) throws -> UsageRecord {
+        UsageRecord(id: try row.string(0), virtualKeyID: try row.string(1), connectionID: try row.string(2), model: try row.string(3),
+                    promptTokens: try row.int(4), completionTokens: try row.int(5), estimated: try row.bool(6),
+                    statusCode: Int(try row.int(7)), latencyMillis: try row.int(8), stream: try row.bool(9),
+                    startedAt: try row.int(10), endedAt: try row.int(11), nodeID: try row.string(12))
     }
 
     func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {

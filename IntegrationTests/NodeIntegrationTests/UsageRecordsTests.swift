@@ -3,9 +3,10 @@ import Storage
 import Testing
 import TestSupport
 
-/// Usage records do not pile up for ever: `usage prune` (on the store, or through a node's admin API) and
-/// each node's `--usage-retention` delete the old ones, on every backend.
-@Suite struct UsageRetentionTests {
+/// Usage records as an operator handles them: exported (`usage export`, `GET /admin/usage/records`) and
+/// kept from piling up for ever (`usage prune`, `DELETE /admin/usage`, each node's `--usage-retention`),
+/// on the store or through a node, on every backend.
+@Suite struct UsageRecordsTests {
     let binary = BuiltProducts.path("llm-proxy")
     static let day: Int64 = 86_400_000
 
@@ -22,16 +23,18 @@ import TestSupport
         }
     }
 
-    /// `count` records of key `vk_ret` that started `ago` milliseconds ago (one millisecond apart).
-    func seed(_ url: String, count: Int, ago: Int64) async throws {
+    /// `count` records of key `vkey` that started `ago` milliseconds ago (one millisecond apart).
+    @discardableResult
+    func seed(_ url: String, count: Int, ago: Int64, vkey: String = "vk_ret", model: String = "gpt-4o-mini") async throws -> [UsageRecord] {
         let start = nowMillis() - ago
         let records = (0..<count).map { i in
             let t = start + Int64(i)
-            return UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: t), virtualKeyID: "vk_ret", connectionID: "conn_ret", model: "gpt-4o-mini",
+            return UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: t), virtualKeyID: vkey, connectionID: "conn_ret", model: model,
                                promptTokens: 3, completionTokens: 4, statusCode: 200, latencyMillis: 5, stream: false,
                                startedAt: t, endedAt: t + 5, nodeID: "seed")
         }
-        try await withStore(url) { try await $0.insertUsage(records) }
+        try await withStore(url) { try await $0.insertUsage(records, lane: .urgent) }
+        return records
     }
 
     func requests(_ url: String) async throws -> Int64 {
@@ -44,6 +47,53 @@ import TestSupport
 
     func deleted(_ r: CommandResult) throws -> Int? {
         (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["deleted"] as? Int
+    }
+
+    @Test(arguments: AdminCLITests.Backend.allCases)
+    func exportWritesEveryRecordOnceOldestFirstOnTheStoreAndThroughANode(_ backend: AdminCLITests.Backend) async throws {
+        let url = try backend.url()
+        let env = ["LLM_PROXY_DATABASE_URL": url, "LLM_PROXY_MASTER_KEY": "export-master-key-12345", "LLM_PROXY_ADMIN_KEY": AdminAPITests.adminKey]
+        // More than two pages of 5000; one record whose model needs CSV quoting.
+        var seeded = try await seed(url, count: 11_000, ago: 3 * Self.day, vkey: "vk_a")
+        seeded += try await seed(url, count: 1, ago: Self.day, vkey: "vk_b", model: #"odd,"model""#)
+        seeded += try await seed(url, count: 20, ago: 3_600_000, vkey: "vk_b")
+
+        let jsonl = try runCommand(binary, ["usage", "export"], environment: env, timeout: 120)
+        #expect(jsonl.status == 0, "\(jsonl.output.suffix(2000))")
+        let rows = jsonl.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(rows.count == seeded.count)
+        #expect(rows.compactMap { $0["id"] as? String } == seeded.map(\.id))  // oldest first, each once
+        let first = try #require(rows.first)
+        #expect(first["vkey_id"] as? String == "vk_a" && first["total_tokens"] as? Int == 7 && first["status"] as? Int == 200)
+        #expect((first["started_at"] as? String).map { $0.hasSuffix("Z") && $0.contains(".") } == true)
+
+        let filtered = try runCommand(binary, ["usage", "export", "--vkey", "vk_b", "--since", "2d"], environment: env, timeout: 120)
+        #expect(filtered.stdout.split(separator: "\n").count == 21, "\(filtered.output.suffix(500))")
+
+        let node = try AdminAPITests.Node(env)
+        defer { node.process.stop() }
+        let csv = try runCommand(binary, ["--server", node.url, "--admin-key", AdminAPITests.adminKey, "usage", "export", "--format", "csv"],
+                                 environment: ["LLM_PROXY_DATABASE_URL": "sqlite:/nonexistent/never-used.db"], timeout: 120)
+        #expect(csv.status == 0, "\(csv.output.suffix(2000))")
+        let lines = csv.stdout.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        #expect(lines.first == "id,vkey_id,connection_id,model,prompt_tokens,completion_tokens,total_tokens,estimated,status,latency_ms,stream,started_at,ended_at,node_id")
+        #expect(lines.count == seeded.count + 1)
+        #expect(lines.dropFirst().map { String($0.prefix { $0 != "," }) } == seeded.map(\.id))
+        #expect(lines.contains { $0.contains(#","odd,""model""","#) })
+
+        // The API's pages: `next` until the last one. (A cursor is digits, a dot and an id: nothing to escape.)
+        let api = AdminAPITests()
+        let page = try api.call(node.port, "GET", "/admin/usage/records?vkey=vk_b&limit=15")
+        #expect(page.status == 200)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(page.body)) as? [String: Any])
+        #expect((body["records"] as? [Any])?.count == 15)
+        let next = try #require(body["next"] as? String)
+        let rest = try api.call(node.port, "GET", "/admin/usage/records?vkey=vk_b&limit=15&after=\(next)")
+        let restBody = try #require(try JSONSerialization.jsonObject(with: Data(rest.body)) as? [String: Any])
+        #expect((restBody["records"] as? [Any])?.count == 6 && restBody["next"] == nil)
+        #expect(try api.call(node.port, "GET", "/admin/usage/records?limit=0").status == 400)
+        #expect(try api.call(node.port, "GET", "/admin/usage/records?after=nonsense").status == 400)
+        #expect(try runCommand(binary, ["usage", "export", "--format", "xml"], environment: env).status == 2)
     }
 
     @Test(arguments: AdminCLITests.Backend.allCases)
