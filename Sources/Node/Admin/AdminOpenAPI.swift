@@ -474,6 +474,30 @@ enum AdminOpenAPI {
         "schema": {
           "type": "string"
         }
+      },
+      "UsageKey": {
+        "name": "vkey",
+        "in": "query",
+        "description": "only this virtual key",
+        "schema": {
+          "type": "string"
+        }
+      },
+      "UsageSince": {
+        "name": "since",
+        "in": "query",
+        "description": "records that started at or after this",
+        "schema": {
+          "$ref": "#/components/schemas/When"
+        }
+      },
+      "UsageUntil": {
+        "name": "until",
+        "in": "query",
+        "description": "records that started before this",
+        "schema": {
+          "$ref": "#/components/schemas/When"
+        }
       }
     }
   },
@@ -769,25 +793,13 @@ enum AdminOpenAPI {
         "operationId": "usage",
         "parameters": [
           {
-            "name": "vkey",
-            "in": "query",
-            "schema": {
-              "type": "string"
-            }
+            "$ref": "#/components/parameters/UsageKey"
           },
           {
-            "name": "since",
-            "in": "query",
-            "schema": {
-              "$ref": "#/components/schemas/When"
-            }
+            "$ref": "#/components/parameters/UsageSince"
           },
           {
-            "name": "until",
-            "in": "query",
-            "schema": {
-              "$ref": "#/components/schemas/When"
-            }
+            "$ref": "#/components/parameters/UsageUntil"
           }
         ],
         "responses": {
@@ -857,25 +869,13 @@ enum AdminOpenAPI {
         "description": "Usage records, oldest first (by start time, then id), a page at a time: pass a page's `next` as `after` for the next one. Keyset paging: nothing is skipped or repeated while nodes write or prune.",
         "parameters": [
           {
-            "name": "vkey",
-            "in": "query",
-            "schema": {
-              "type": "string"
-            }
+            "$ref": "#/components/parameters/UsageKey"
           },
           {
-            "name": "since",
-            "in": "query",
-            "schema": {
-              "$ref": "#/components/schemas/When"
-            }
+            "$ref": "#/components/parameters/UsageSince"
           },
           {
-            "name": "until",
-            "in": "query",
-            "schema": {
-              "$ref": "#/components/schemas/When"
-            }
+            "$ref": "#/components/parameters/UsageUntil"
           },
           {
             "name": "after",

@@ -73,7 +73,6 @@ struct RemoteAdmin: AdminBackend {
 
     /// A usage query as `/admin/usage` parameters; times to the millisecond, so nothing shifts on the way.
     private static func parameters(_ q: UsageQuery) -> [String] {
-        func escape(_ s: String) -> String { ProviderRouting.percentEncodePathSegment(s) }
         var params: [String] = []
         if let k = q.virtualKeyID { params.append("vkey=\(escape(k))") }
         if let s = q.since { params.append("since=\(escape(isoTimeMillis(s)))") }
@@ -102,7 +101,8 @@ struct RemoteAdmin: AdminBackend {
         return f
     }
 
-    private func escape(_ s: String) -> String { ProviderRouting.percentEncodePathSegment(s) }
+    private func escape(_ s: String) -> String { Self.escape(s) }
+    private static func escape(_ s: String) -> String { ProviderRouting.percentEncodePathSegment(s) }
 
     private func call<T: Decodable>(_ method: String, _ path: String, body: [UInt8]? = nil, timeoutMillis: Int = 30_000) throws -> T {
         let (status, data) = try perform(method, path, body: body, timeoutMillis: timeoutMillis)
