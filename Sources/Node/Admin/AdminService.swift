@@ -202,8 +202,8 @@ struct AdminService: Sendable {
         }
         let deleted = try await store.pruneUsage(startedBefore: before, batch: 5000, lane: .normal)
         try await store.recordAudit(actor, action: "prune", objectType: "usage", objectID: "usage_records",
-                                    detail: "\(deleted) record(s) that started before \(isoTime(before))")
-        return UsagePruned(deleted: deleted, before: isoTime(before))
+                                    detail: "\(deleted) record(s) that started before \(isoTimeMillis(before))")
+        return UsagePruned(deleted: deleted, before: isoTimeMillis(before))
     }
 
     // MARK: Validation

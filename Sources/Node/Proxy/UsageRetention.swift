@@ -73,7 +73,7 @@ final class UsageRetention: @unchecked Sendable {
                 return c.failing
             }
             if deleted > 0 || hadFailed {
-                log.info("usage records pruned", [("deleted", .int(deleted)), ("started_before", .string(isoTime(cutoff)))])
+                log.info("usage records pruned", [("deleted", .int(deleted)), ("started_before", .string(isoTimeMillis(cutoff)))])
             }
             return deleted
         } catch {
