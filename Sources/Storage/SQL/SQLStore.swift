@@ -50,16 +50,19 @@ final class SQLStore: Store, @unchecked Sendable {
 
     private func transaction<T: Sendable>(lane: StoreLane = .normal, _ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         let d = dialect
-        return try await withSession(lane: lane) { s in
-            try s.execute(d.beginWrite, [])
-            do {
-                let r = try body(s)
-                try s.execute("COMMIT", [])
-                return r
-            } catch {
-                _ = try? s.execute("ROLLBACK", [])
-                throw error
-            }
+        return try await withSession(lane: lane) { s in try Self.inTransaction(s, d, body) }
+    }
+
+    /// Runs `body` in a write transaction on `s`: committed if it returns, rolled back if it throws.
+    private static func inTransaction<T>(_ s: any SQLSession, _ d: SQLDialect, _ body: (any SQLSession) throws -> T) throws -> T {
+        try s.execute(d.beginWrite, [])
+        do {
+            let r = try body(s)
+            try s.execute("COMMIT", [])
+            return r
+        } catch {
+            _ = try? s.execute("ROLLBACK", [])
+            throw error
         }
     }
 
@@ -85,8 +88,7 @@ final class SQLStore: Store, @unchecked Sendable {
     func migrate() async throws {
         let d = dialect
         try await withSession { s in
-            try s.execute(d.beginWrite, [])
-            do {
+            try Self.inTransaction(s, d) { s in
                 if let lock = d.migrationLock { _ = try s.query(lock, []) }
                 try s.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at \(d.bigint) NOT NULL)", [])
                 let applied = Set(try s.query("SELECT version FROM schema_migrations", []).map { try $0.int(0) })
@@ -97,10 +99,6 @@ final class SQLStore: Store, @unchecked Sendable {
                     for stmt in m.statements { try s.execute(stmt, []) }
                     try s.execute(d.placeholders("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)"), [.int(Int64(m.version)), .int(nowMillis())])
                 }
-                try s.execute("COMMIT", [])
-            } catch {
-                _ = try? s.execute("ROLLBACK", [])
-                throw error
             }
         }
     }
@@ -351,17 +349,7 @@ final class SQLStore: Store, @unchecked Sendable {
         let sql = q("DELETE FROM usage_records WHERE \(d.rowKey) IN (SELECT \(d.rowKey) FROM usage_records WHERE started_at < $1 ORDER BY started_at LIMIT \(max(0, limit)))")
         let pacing = WritePacing(lane)
         return try await withSession(lane: lane) { s in
-            try pacing.step {
-                try s.execute(d.beginWrite, [])
-                do {
-                    let n = try s.execute(sql, [.int(before)])
-                    try s.execute("COMMIT", [])
-                    return n
-                } catch {
-                    _ = try? s.execute("ROLLBACK", [])
-                    throw error
-                }
-            }
+            try pacing.step { try Self.inTransaction(s, d) { s in try s.execute(sql, [.int(before)]) } }
         }
     }
 
