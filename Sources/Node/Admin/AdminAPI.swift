@@ -181,15 +181,9 @@ struct AdminAPI: Sendable {
     /// `vkey`, `since` and `until` from a query string.
     static func usageQuery(_ query: Substring?) throws -> UsageQuery {
         let params = queryParameters(query)
-        var q = UsageQuery(virtualKeyID: params["vkey"])
-        for name in ["since", "until"] {
-            guard let text = params[name] else { continue }
-            guard let t = parseTime(text, future: false) else {
-                throw StoreError(.invalid, "\(name) must be a date (2026-12-31, RFC 3339) or a duration ago (24h, 7d)")
-            }
-            if name == "since" { q.since = t } else { q.until = t }
+        return try UsageQuery.parsing(vkey: params["vkey"], since: params["since"], until: params["until"]) { name in
+            StoreError(.invalid, "\(name) must be a date (2026-12-31, RFC 3339) or a duration ago (24h, 7d)")
         }
-        return q
     }
 
     private func limits(_ b: KeyFields) throws -> KeyLimits {

@@ -251,6 +251,21 @@ struct AdminService: Sendable {
     }
 }
 
+extension UsageQuery {
+    /// A usage filter as given on the CLI (`--vkey`, `--since`, `--until`) or in the admin API's query:
+    /// times are dates or durations ago; `invalid` makes the caller's own error for a time that is neither,
+    /// from the field's name.
+    static func parsing(vkey: String?, since: String?, until: String?, invalid: (String) -> any Error) throws -> UsageQuery {
+        var q = UsageQuery(virtualKeyID: vkey)
+        for (name, text) in [("since", since), ("until", until)] {
+            guard let text else { continue }
+            guard let t = parseTime(text, future: false) else { throw invalid(name) }
+            if name == "since" { q.since = t } else { q.until = t }
+        }
+        return q
+    }
+}
+
 /// Unix milliseconds as RFC 3339 UTC.
 func isoTime(_ ms: Int64) -> String {
     Date(timeIntervalSince1970: Double(ms) / 1000).formatted(.iso8601)

@@ -205,15 +205,9 @@ extension AdminCommands {
 
     /// `--vkey`, `--since`, `--until`.
     static func usageQuery(_ p: ParsedCommand) throws -> UsageQuery {
-        var q = UsageQuery(virtualKeyID: p.string("vkey"))
-        for name in ["since", "until"] {
-            guard let text = p.string(name) else { continue }
-            guard let t = parseTime(text, future: false) else {
-                throw UsageError("--\(name) expects a date (2026-12-31, 2026-12-31T12:00:00Z) or a duration ago (24h, 7d)", commandPath: p.path)
-            }
-            if name == "since" { q.since = t } else { q.until = t }
+        try UsageQuery.parsing(vkey: p.string("vkey"), since: p.string("since"), until: p.string("until")) { name in
+            UsageError("--\(name) expects a date (2026-12-31, 2026-12-31T12:00:00Z) or a duration ago (24h, 7d)", commandPath: p.path)
         }
-        return q
     }
 
     static let usageExport = CommandSpec(
