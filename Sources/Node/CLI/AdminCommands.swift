@@ -225,10 +225,10 @@ extension AdminCommands {
                 var after: UsageCursor?
                 repeat {
                     let page = try await s.usageRecords(q, after: after, limit: 5000)
-                    writer.write(page.records)
+                    try writer.write(page.records)
                     after = page.next.flatMap { UsageCursor(text: $0) }
                 } while after != nil
-                writer.finish()
+                try writer.finish()
                 return 0
             }
         })

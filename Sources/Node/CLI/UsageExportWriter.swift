@@ -14,7 +14,8 @@ final class UsageExportWriter {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     }
 
-    func write(_ records: [UsageRecordView]) {
+    /// Throws, writing nothing of the page, if a record cannot be encoded: an export never drops a row quietly.
+    func write(_ records: [UsageRecordView]) throws {
         var out = ""
         if csv, !wroteHeader {
             out += Self.columns.joined(separator: ",") + "\r\n"
@@ -26,15 +27,15 @@ final class UsageExportWriter {
                                        String(r.total_tokens), String(r.estimated), String(r.status), String(r.latency_ms), String(r.stream),
                                        r.started_at, r.ended_at, r.node_id]
                 out += cells.map(Self.csvField).joined(separator: ",") + "\r\n"
-            } else if let line = try? encoder.encode(r) {
-                out += String(decoding: line, as: UTF8.self) + "\n"
+            } else {
+                out += String(decoding: try encoder.encode(r), as: UTF8.self) + "\n"
             }
         }
         print(out, terminator: "")
     }
 
     /// A CSV header even when nothing was selected.
-    func finish() { if csv && !wroteHeader { write([]) } }
+    func finish() throws { if csv && !wroteHeader { try write([]) } }
 
     /// Quoted when it holds a comma, quote, CR or LF (quotes doubled); as it is otherwise.
     static func csvField(_ s: String) -> String {
