@@ -17,7 +17,8 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
 
     /// The first value of `name`, or nil.
     public subscript(name: String) -> String? {
-        for f in fields where f.name.asciiCaseInsensitiveEquals(name) { return f.value }
+        // By index: iterating the fields would copy (retain and release) every name and value on the way.
+        for i in fields.indices where fields[i].name.asciiCaseInsensitiveEquals(name) { return fields[i].value }
         return nil
     }
 
@@ -65,5 +66,14 @@ extension StringProtocol {
         while start < end, s[start] == " " || s[start] == "\t" { start = s.index(after: start) }
         while end > start, s[s.index(before: end)] == " " || s[s.index(before: end)] == "\t" { end = s.index(before: end) }
         return Substring(s[start..<end])
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends the UTF-8 bytes of `s` straight from its storage (the generic `append(contentsOf: s.utf8)`
+    /// walks an iterator and retains the string's storage on the way).
+    @inline(__always)
+    mutating func appendUTF8(_ s: String) {
+        if s.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: s.utf8) }
     }
 }

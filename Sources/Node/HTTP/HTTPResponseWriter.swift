@@ -188,21 +188,27 @@ public final class HTTPResponseWriter: @unchecked Sendable {
     private func headBytes(into out: inout [UInt8], status: Int, headers: HTTPHeaders, framing: Framing) {
         if connection.draining || connection.server.isDraining { keepAlive = false }
         // (Only for a fresh buffer: a connection's output keeps its capacity and grows geometrically.)
-        if out.isEmpty { out.reserveCapacity(160 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }) }
+        if out.isEmpty {
+            var size = 160
+            for i in headers.fields.indices { size += headers.fields[i].name.utf8.count + headers.fields[i].value.utf8.count + 4 }
+            out.reserveCapacity(size)
+        }
         if status == 200 {
             out.append(contentsOf: Self.status200)
         } else {
             out.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n".utf8)
         }
-        for (name, value) in headers {
+        let fields = headers.fields
+        for i in fields.indices {
+            let name = fields[i].name
             if name.asciiCaseInsensitiveEquals("content-length") || name.asciiCaseInsensitiveEquals("transfer-encoding")
                 || name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("keep-alive") {
                 continue
             }
-            out.append(contentsOf: name.utf8)
+            out.appendUTF8(name)
             out.append(0x3A)
             out.append(0x20)
-            out.append(contentsOf: value.utf8)
+            out.appendUTF8(fields[i].value)
             out.append(0x0D)
             out.append(0x0A)
         }

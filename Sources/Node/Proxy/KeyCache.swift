@@ -2,19 +2,26 @@ import Storage
 
 /// A virtual key resolved for the proxy: the key's record, its connection, and what the upstream call needs
 /// (the parsed endpoint, the provider's auth header with the decrypted key).
-struct ResolvedKey: Sendable {
-    var key: VirtualKeyRecord
-    var connection: ConnectionRecord
+///
+/// A class, made once per cache fill: every request holds it, and a struct of two records would cost a
+/// retain and a release of each of their ~20 fields per copy.
+final class ResolvedKey: Sendable {
+    let key: VirtualKeyRecord
+    let connection: ConnectionRecord
     /// The connection's endpoint, parsed.
-    var endpoint: UpstreamEndpoint
+    let endpoint: UpstreamEndpoint
     /// The provider's authentication header with the real key, made once.
-    var upstreamAuth: (String, String)
+    let upstreamAuth: (String, String)
+    /// The key's limits, as the limiter takes them.
+    let limits: KeyLimitsConfig
 
     init(key: VirtualKeyRecord, connection: ConnectionRecord, providerKey: String) {
         self.key = key
         self.connection = connection
         endpoint = UpstreamEndpoint(connection.endpoint)
         upstreamAuth = ProviderRouting.authHeader(connection, secret: providerKey)
+        limits = KeyLimitsConfig(tps: key.requestsPerSecond, burst: key.burst, tokensPerMinute: key.tokensPerMinute,
+                                 maxConcurrent: key.maxConcurrent)
     }
 }
 

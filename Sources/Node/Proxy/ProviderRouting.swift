@@ -49,15 +49,15 @@ enum ProviderRouting {
     }
 
     /// Request headers that must not travel to the provider: hop-by-hop, framing, the client's key.
-    static let droppedRequestHeaders: Set<String> = [
+    static let droppedRequestHeaders = HeaderNameSet([
         "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
         "host", "content-length", "expect", "authorization", "x-api-key", "api-key", "accept-encoding",
-    ]
+    ])
 
     /// Response headers the proxy sets itself or that describe the upstream hop only.
-    static let droppedResponseHeaders: Set<String> = [
+    static let droppedResponseHeaders = HeaderNameSet([
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date",
-    ]
+    ])
 }
 
 /// An error the proxy answers itself, in the API's own shape.

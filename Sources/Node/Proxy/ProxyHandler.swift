@@ -85,8 +85,7 @@ struct ProxyHandler: Sendable {
             }
         }
         // Admit: one request and the token estimate, from both buckets at once, or a refusal.
-        let limits = KeyLimitsConfig(tps: rk.key.requestsPerSecond, burst: rk.key.burst, tokensPerMinute: rk.key.tokensPerMinute,
-                                     maxConcurrent: rk.key.maxConcurrent)
+        let limits = rk.limits
         let estimate = facts.estimatedPromptTokens + (facts.maxTokens ?? 0)
         var rateHeaders: [(String, String)] = []
         var admission: Limiter.Admission?
@@ -121,9 +120,9 @@ struct ProxyHandler: Sendable {
         }
         var headers: [(String, String)] = []
         headers.reserveCapacity(request.headers.count + 3)
-        for (name, value) in request.headers where !ProviderRouting.droppedRequestHeaders.contains(name) {
-            if name == "x-request-id" { continue }
-            headers.append((name, value))
+        let fields = request.headers.fields
+        for i in fields.indices where !ProviderRouting.droppedRequestHeaders.contains(fields[i].name) && fields[i].name != "x-request-id" {
+            headers.append((fields[i].name, fields[i].value))
         }
         headers.append(rk.upstreamAuth)
         headers.append(("x-request-id", requestID))

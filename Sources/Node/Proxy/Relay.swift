@@ -63,18 +63,32 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
 
     func upstreamHead(_ head: UpstreamHead) {
         status = head.status
-        // (A length beside a transfer coding does not frame the body.)
-        declaredLength = head.headers["transfer-encoding"] == nil ? head.headers["content-length"].flatMap { Int($0) } : nil
         var h = HTTPHeaders(capacity: head.headers.count + extraHeaders.count + 2)
-        let isSSE = (head.headers["content-type"] ?? "").hasPrefix("text/event-stream")
-        for (name, value) in head.headers where !ProviderRouting.droppedResponseHeaders.contains(name) {
+        // One pass over the fields (by index: no copies), noting the framing and the content type on the way.
+        let fields = head.headers.fields
+        var isSSE = false, sawContentType = false, transferCoded = false
+        var length: Int?
+        for i in fields.indices {
+            let name = fields[i].name
+            if ProviderRouting.droppedResponseHeaders.contains(name) {
+                if name == "transfer-encoding" { transferCoded = true }
+                continue
+            }
             if name == "x-request-id" { continue }
-            // The body keeps its length unless usage chunks are taken out of a stream.
-            if name == "content-length" && (isSSE && hideUsageChunk) { continue }
-            h.add(name, value)
+            if name == "content-type", !sawContentType {
+                sawContentType = true
+                isSSE = fields[i].value.utf8.starts(with: "text/event-stream".utf8)
+            } else if name == "content-length", length == nil {
+                length = Int(fields[i].value)
+            }
+            h.add(name, fields[i].value)
         }
+        // (A length beside a transfer coding does not frame the body.)
+        declaredLength = transferCoded ? nil : length
+        // The body keeps its length unless usage chunks are taken out of a stream.
+        if isSSE && hideUsageChunk { h.remove("content-length") }
         h.add("x-request-id", requestID)
-        for (name, value) in extraHeaders { h.add(name, value) }
+        for i in extraHeaders.indices { h.add(extraHeaders[i].0, extraHeaders[i].1) }
         h.add("x-llm-proxy-overhead-ms", formatMillis(monotonicNanos() - started))
         if isSSE {
             sse = SSESplitter()

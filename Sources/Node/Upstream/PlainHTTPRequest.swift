@@ -91,23 +91,27 @@ enum PlainHTTPRequest {
     /// method normally has one. A field whose name or value could break the head is refused, not sent.
     static func head(method: HTTPMethod, target: PlainHTTPTarget, headers: [(String, String)], bodyCount: Int) throws(InvalidHeader) -> [UInt8] {
         var size = 64 + target.requestTarget.utf8.count + target.authority.utf8.count
-        for (n, v) in headers { size += n.utf8.count + v.utf8.count + 4 }
+        for i in headers.indices { size += headers[i].0.utf8.count + headers[i].1.utf8.count + 4 }
         var out: [UInt8] = []
         out.reserveCapacity(size)
-        out.append(contentsOf: method.rawValue.utf8)
+        out.appendUTF8(method.rawValue)
         out.append(0x20)
-        out.append(contentsOf: target.requestTarget.utf8)
+        out.appendUTF8(target.requestTarget)
         out.append(contentsOf: " HTTP/1.1\r\nhost: ".utf8)
-        out.append(contentsOf: target.authority.utf8)
+        out.appendUTF8(target.authority)
         out.append(0x0D)
         out.append(0x0A)
-        for (name, value) in headers {
-            guard !name.isEmpty, name.utf8.allSatisfy(isTokenChar) else { throw InvalidHeader(name: name) }
-            out.append(contentsOf: name.utf8)
+        for i in headers.indices {
+            let name = headers[i].0, value = headers[i].1
+            let start = out.count
+            out.appendUTF8(name)
+            // Checked as appended: a name of token characters, a value without control characters.
+            guard out.count > start, out[start...].allSatisfy(isTokenChar) else { throw InvalidHeader(name: name) }
             out.append(0x3A)
             out.append(0x20)
-            guard value.utf8.allSatisfy({ ($0 >= 0x20 || $0 == 0x09) && $0 != 0x7F }) else { throw InvalidHeader(name: name) }
-            out.append(contentsOf: value.utf8)
+            let valueStart = out.count
+            out.appendUTF8(value)
+            guard out[valueStart...].allSatisfy({ ($0 >= 0x20 || $0 == 0x09) && $0 != 0x7F }) else { throw InvalidHeader(name: name) }
             out.append(0x0D)
             out.append(0x0A)
         }
