@@ -24,5 +24,8 @@ public final class TestServer: Sendable {
 public struct ClosureHandler: HTTPHandler {
     let body: @Sendable (HTTPRequest, HTTPResponseWriter) async -> Void
     public init(_ body: @escaping @Sendable (HTTPRequest, HTTPResponseWriter) async -> Void) { self.body = body }
-    public func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) async { await body(request, response) }
+    public func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) {
+        let body = self.body
+        response.runTask { await body(request, response) }
+    }
 }

@@ -1,13 +1,22 @@
 import Storage
 /// Routes requests by method and path. Built once at start-up; lookups do not allocate.
+///
+/// A route is either an async closure (run as a task on the connection's loop; what most routes need) or
+/// an `HTTPHandler` called on the loop directly (the proxy path, which waits on callbacks and starts a
+/// task only when it has to).
 public struct Router: HTTPHandler {
     public typealias Handler = @Sendable (HTTPRequest, HTTPResponseWriter) async -> Void
+
+    enum Target {
+        case task(Handler)
+        case onLoop(any HTTPHandler)
+    }
 
     struct Route {
         var method: HTTPMethod?
         var path: String
         var isPrefix: Bool
-        var handler: Handler
+        var target: Target
     }
 
     /// Keyed by `Substring` so that a request's path (a slice of its head) is looked up as it is: a
@@ -20,21 +29,29 @@ public struct Router: HTTPHandler {
 
     /// `method` nil matches any method; `HEAD` is served by `GET` routes.
     public mutating func add(_ method: HTTPMethod?, _ path: String, _ handler: @escaping Handler) {
-        exact[Substring(path), default: []].append(Route(method: method, path: path, isPrefix: false, handler: handler))
+        exact[Substring(path), default: []].append(Route(method: method, path: path, isPrefix: false, target: .task(handler)))
     }
 
     /// Everything under `prefix` (which should end in `/`).
     public mutating func addPrefix(_ method: HTTPMethod?, _ prefix: String, _ handler: @escaping Handler) {
-        let route = Route(method: method, path: prefix, isPrefix: true, handler: handler)
-        if let i = prefixes.firstIndex(where: { $0.path == prefix }) {
+        addPrefix(Route(method: method, path: prefix, isPrefix: true, target: .task(handler)))
+    }
+
+    /// Everything under `prefix`, handed to `handler` on the connection's loop.
+    public mutating func addPrefix(_ method: HTTPMethod?, _ prefix: String, onLoop handler: any HTTPHandler) {
+        addPrefix(Route(method: method, path: prefix, isPrefix: true, target: .onLoop(handler)))
+    }
+
+    private mutating func addPrefix(_ route: Route) {
+        if let i = prefixes.firstIndex(where: { $0.path == route.path }) {
             prefixes[i].routes.append(route)
         } else {
-            prefixes.append((prefix, [route]))
+            prefixes.append((route.path, [route]))
             prefixes.sort { $0.path.utf8.count > $1.path.utf8.count }
         }
     }
 
-    public func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) async {
+    public func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) {
         let path = request.path
         var candidates: [Route] = exact[path] ?? []
         if candidates.isEmpty, let group = prefixes.first(where: { path.utf8.starts(with: $0.path.utf8) }) {
@@ -47,7 +64,10 @@ public struct Router: HTTPHandler {
         }
         let method = request.method == .HEAD ? HTTPMethod.GET : request.method
         if let route = candidates.first(where: { $0.method == nil || $0.method == method }) {
-            await route.handler(request, response)
+            switch route.target {
+            case .task(let handler): response.runTask { await handler(request, response) }
+            case .onLoop(let handler): handler.handle(request, response)
+            }
             return
         }
         let allowed = Set(candidates.compactMap { $0.method?.rawValue }).sorted().joined(separator: ", ")

@@ -160,13 +160,7 @@ final class HTTPConnection: EventHandler, LoopDeferred {
         let w = HTTPResponseWriter(connection: self, request: request, keepAlive: request.keepAlive && !draining && !server.isDraining)
         writer = w
         server.requestsStarted &+= 1
-        let handler = server.handler
-        // Runs the handler right here until its first suspension (no queue hop for handlers that answer
-        // at once); after that its continuations run on this loop, its executor preference.
-        Task.immediateDetached(executorPreference: loop) {
-            await handler.handle(request, w)
-            w.handlerReturned()
-        }
+        server.handler.handle(request, w)
     }
 
     /// Answers a request the parser refused, then closes.

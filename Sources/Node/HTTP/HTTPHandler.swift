@@ -1,10 +1,12 @@
 /// Application code behind the HTTP server.
 ///
-/// `handle` runs as a task whose executor is the connection's event loop, so it stays on the loop thread
-/// between awaits. It must finish the response (`respond`, or `writeHead` … `end`) before returning; a
-/// handler that returns without a response gets a 500, one that returns mid-stream has the stream ended.
+/// `handle` is called on the connection's event loop, straight from the parser. It answers through
+/// `response` — at once, later from callbacks on that loop, or from a task started with
+/// `HTTPResponseWriter.runTask` — and must finish it on every path: the connection reads its next request
+/// only once this response is complete. (Callback-style so that a request that needs no waiting costs no
+/// task: a task per request was five allocations and a tenth of the loop's time.)
 public protocol HTTPHandler: Sendable {
-    func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) async
+    func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter)
 }
 
 /// Errors from writing a response body.

@@ -156,7 +156,17 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         connection.responseComplete(keepAlive: false)
     }
 
-    func handlerReturned() {
+    /// Runs `body` as a task that starts right here and whose continuations run on this response's loop
+    /// (its executor preference); when `body` returns, a response it left unfinished is finished for it —
+    /// a 500 if nothing was sent, the end of the body if it was streaming.
+    public func runTask(_ body: @escaping @Sendable () async -> Void) {
+        Task.immediateDetached(executorPreference: connection.loop) { [self] in
+            await body()
+            finishAbandoned()
+        }
+    }
+
+    private func finishAbandoned() {
         switch state {
         case .initial:
             respond(status: 500, headers: ["content-type": "application/json"],
