@@ -207,7 +207,7 @@ enum ServeCommand {
         router.add(.GET, "/metrics") { _, response in
             response.respond(status: 200, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(metrics.render().utf8))
         }
-        router.addPrefix(nil, "/v1/") { request, response in await proxy.handle(request, response) }
+        router.addPrefix(nil, "/v1/", onLoop: proxy)
         let server = HTTPServer(group: group, configuration: config, handler: router)
         serverBox.withLock { $0 = server }
         do {

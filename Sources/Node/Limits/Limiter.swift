@@ -44,10 +44,15 @@ final class Limiter: @unchecked Sendable {
     /// `global`, `local` (Redis away, this node's share) or `local` alone without Redis.
     var currentMode: String { mode.withLock { $0 } }
 
+    /// The admission at once when it needs no round trip (no Redis configured); nil when `admit` must ask.
+    func admitWithoutWaiting(key: String, limits: KeyLimitsConfig, estimatedTokens: Int64) -> Admission? {
+        guard global == nil else { return nil }
+        return Admission(decision: local.admit(key: key, limits: limits, estimatedTokens: estimatedTokens), place: .local)
+    }
+
     func admit(on loop: EventLoop, key: String, limits: KeyLimitsConfig, estimatedTokens: Int64) async -> Admission {
-        guard let global else {
-            return Admission(decision: local.admit(key: key, limits: limits, estimatedTokens: estimatedTokens), place: .local)
-        }
+        if let now = admitWithoutWaiting(key: key, limits: limits, estimatedTokens: estimatedTokens) { return now }
+        guard let global else { preconditionFailure("admitWithoutWaiting answers when there is no global limiter") }
         let t0 = monotonicNanos()
         do {
             let d = try await global.admit(on: loop, key: key, limits: limits, estimatedTokens: estimatedTokens)
@@ -70,20 +75,32 @@ final class Limiter: @unchecked Sendable {
         }
     }
 
-    func settle(on loop: EventLoop, _ admission: Admission, key: String, limits: KeyLimitsConfig, estimatedTokens: Int64, actualTokens: Int64) async {
+    /// Settles at once what needs no round trip (local buckets; a global admission with nothing to give
+    /// back); false when `settle` must still be called.
+    func settleWithoutWaiting(_ admission: Admission, key: String, limits: KeyLimitsConfig, estimatedTokens: Int64, actualTokens: Int64) -> Bool {
         switch admission.place {
         case .local:
             local.settle(key: key, estimatedTokens: estimatedTokens, actualTokens: actualTokens)
+            return true
         case .global:
             // Nothing to settle without a token bucket or a concurrency slot: no second round trip.
-            if limits.tokens == nil && limits.maxConcurrent == 0 { return }
+            return limits.tokens == nil && limits.maxConcurrent == 0
+        case .unlimited:
+            return true
+        }
+    }
+
+    func settle(on loop: EventLoop, _ admission: Admission, key: String, limits: KeyLimitsConfig, estimatedTokens: Int64, actualTokens: Int64) async {
+        if settleWithoutWaiting(admission, key: key, limits: limits, estimatedTokens: estimatedTokens, actualTokens: actualTokens) { return }
+        switch admission.place {
+        case .local, .unlimited:
+            break
+        case .global:
             do {
                 try await global?.settle(on: loop, key: key, limits: limits, estimatedTokens: estimatedTokens, actualTokens: actualTokens)
             } catch {
                 // The bucket refills on its own; a lost settlement only shifts one request's charge.
             }
-        case .unlimited:
-            break
         }
     }
 

@@ -1,6 +1,7 @@
 /// Moves one upstream response to the client: head, then body pieces as they arrive, pausing the
 /// upstream while the client is behind, and reading usage on the way. The call's delegate and the
 /// response's disconnect observer, so a request allocates no callback contexts. Loop thread only.
+/// (`@unchecked Sendable` only because the exchange that owns it crosses into tasks that run on the loop.)
 final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Sendable {
     enum Outcome: Equatable {
         case completed
@@ -39,22 +40,21 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
         self.started = started
     }
 
-    /// The handler waiting for the outcome (set while `run` is suspended).
-    private var done: UnsafeContinuation<Outcome, Never>?
+    /// The exchange told the outcome (held from `start` until then).
+    private var owner: ProxyExchange?
 
-    func run() async -> Outcome {
-        await withUnsafeContinuation { continuation in
-            done = continuation
-            transfer.delegate = self
-            response.onClientDisconnect(self)
-            transfer.start()
-        }
+    /// Starts the call; `owner` hears the outcome once the response is complete (or cut short).
+    func start(for owner: ProxyExchange) {
+        self.owner = owner
+        transfer.delegate = self
+        response.onClientDisconnect(self)
+        transfer.start()
     }
 
     private func finish(_ outcome: Outcome) {
-        let waiter = done
-        done = nil
-        waiter?.resume(returning: outcome)
+        let o = owner
+        owner = nil
+        o?.relayFinished(outcome)
     }
 
     func clientDisconnected() {
