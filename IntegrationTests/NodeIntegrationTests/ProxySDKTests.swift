@@ -214,6 +214,23 @@ import TestSupport
         let stream = try stack.sdk("openai-stream")
         #expect(stream["content"] as? String == "tok0 tok1 tok2 tok3 tok4 ")
     }
+
+    /// A request Azure cannot route (no model, so no deployment) is answered 400 before it is admitted:
+    /// it takes no request and no concurrency slot with it (it once kept its slot for good, so a key with
+    /// one slot refused everything after its first such request).
+    @Test func aRequestWithoutAModelIs400AndKeepsNoSlot() throws {
+        let stack = try ProxyStack(provider: "azure", endpointPath: "/openai", keyArgs: ["--max-concurrent", "1"])
+        let c = try RawHTTPClient(port: stack.port)
+        for _ in 0..<3 {
+            try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\napi-key: \(stack.key)\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            let r = try c.readResponse()
+            #expect(r.status == 400)
+            #expect(r.bodyText.contains("model_required"))
+        }
+        let body = #"{"model":"gpt-4o-mini","messages":[]}"#
+        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\napi-key: \(stack.key)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        #expect(try c.readResponse().status == 200)
+    }
 }
 
 /// Usage accepted before SIGTERM is in the store after the node exits.
