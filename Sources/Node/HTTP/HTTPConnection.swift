@@ -117,10 +117,10 @@ final class HTTPConnection: EventHandler, LoopDeferred {
             case .needMore:
                 compactInput()
                 if parser.isReadingBody {
-                    deadline = monotonicNanos() &+ server.config.bodyTimeoutNanos
+                    deadline = loop.now &+ server.config.bodyTimeoutNanos
                 } else if parser.isMidRequest {
                     if deadline == 0 || !headDeadlineArmed {
-                        deadline = monotonicNanos() &+ server.config.headerTimeoutNanos
+                        deadline = loop.now &+ server.config.headerTimeoutNanos
                         headDeadlineArmed = true
                     }
                 } else {
@@ -140,7 +140,7 @@ final class HTTPConnection: EventHandler, LoopDeferred {
 
     private func armIdleDeadline() {
         headDeadlineArmed = false
-        deadline = monotonicNanos() &+ server.config.idleTimeoutNanos
+        deadline = loop.now &+ server.config.idleTimeoutNanos
     }
 
     private func compactInput() {
@@ -297,7 +297,7 @@ final class HTTPConnection: EventHandler, LoopDeferred {
             if inputIndex < input.count { processInput() }
         } else {
             state = .closing
-            deadline = monotonicNanos() &+ server.config.idleTimeoutNanos
+            deadline = loop.now &+ server.config.idleTimeoutNanos
             finishClosing()
         }
     }

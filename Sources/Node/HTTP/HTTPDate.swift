@@ -1,12 +1,15 @@
 import Glibc
 
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for the `date` header, formatted at most once a second
-/// per loop.
+/// per loop; the wall clock is read only when the loop's monotonic time passes the next second.
 final class HTTPDateCache {
     private var second: Int = -1
     private var cached: [UInt8] = []
+    /// Loop time (`EventLoop.now`) at which the wall clock reaches its next second.
+    private var nextSecondAt: UInt64 = 0
 
-    func current() -> [UInt8] {
+    func current(loopNow: UInt64) -> [UInt8] {
+        if loopNow < nextSecondAt { return cached }
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let s = Int(ts.tv_sec)
@@ -14,6 +17,7 @@ final class HTTPDateCache {
             second = s
             cached = Array(HTTPDateCache.format(epochSeconds: s).utf8)
         }
+        nextSecondAt = loopNow &+ UInt64(1_000_000_000 - Int(ts.tv_nsec))
         return cached
     }
 

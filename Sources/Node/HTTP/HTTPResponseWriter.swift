@@ -236,7 +236,7 @@ public final class HTTPResponseWriter: @unchecked Sendable {
             out.append(contentsOf: "connection: keep-alive\r\n".utf8)
         }
         out.append(contentsOf: "date: ".utf8)
-        out.append(contentsOf: connection.server.dateCache.current())
+        out.append(contentsOf: connection.server.dateCache.current(loopNow: connection.loop.now))
         out.append(contentsOf: "\r\n\r\n".utf8)
     }
 }

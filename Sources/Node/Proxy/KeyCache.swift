@@ -57,11 +57,10 @@ final class KeyCache: @unchecked Sendable {
     }
 
     func lookup(_ hash: SHA256Digest) -> Lookup {
-        let now = monotonicNanos()
-        return state.withLock { s in
+        state.withLock { s in
             if let r = s.known[hash] { return .hit(r) }
             if let until = s.unknown[hash] {
-                if until > now { return .unknown }
+                if until > monotonicNanos() { return .unknown }
                 s.unknown[hash] = nil
             }
             return .miss

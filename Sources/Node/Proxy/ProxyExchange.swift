@@ -156,7 +156,8 @@ final class ProxyExchange: @unchecked Sendable {
     func relayFinished(_ outcome: Relay.Outcome) {
         guard let relay, let rk = resolvedKey else { return }
         self.relay = nil
-        let upstreamNanos = monotonicNanos() - upstreamStart
+        let ended = monotonicNanos()
+        let upstreamNanos = ended - upstreamStart
         var tokens = relay.tokens
         var estimated = false
         if !tokens.reported {
@@ -175,17 +176,17 @@ final class ProxyExchange: @unchecked Sendable {
             }
         }
         let status = relay.status == 0 ? 499 : relay.status
-        proxy.record(route: route, provider: rk.connection.provider.rawValue, status: status, started: started, upstreamNanos: upstreamNanos,
-                     tokens: (rk.key.id, facts.model ?? "", tokens))
-        logRequest(keyID: rk.key.id, status: relay.status, [("model", .string(facts.model ?? "")), ("stream", .bool(facts.stream)),
+        proxy.record(route: route, provider: rk.connection.provider.rawValue, status: status, seconds: Double(ended - started) / 1e9,
+                     upstreamNanos: upstreamNanos, tokens: (rk.key.id, facts.model ?? "", tokens))
+        logRequest(keyID: rk.key.id, status: relay.status, ended: ended, [("model", .string(facts.model ?? "")), ("stream", .bool(facts.stream)),
                                                             ("prompt_tokens", .int(Int(tokens.prompt))), ("completion_tokens", .int(Int(tokens.completion))),
                                                             ("estimated", .bool(estimated))])
         if outcome != .cancelledBeforeHead || relay.bodyBytes > 0 {
-            let ended = nowMillis()
-            proxy.usage.record(UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: ended), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
+            let endedAt = nowMillis()
+            proxy.usage.record(UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: endedAt), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
                                            model: facts.model ?? "", promptTokens: tokens.prompt, completionTokens: tokens.completion,
-                                           estimated: estimated, statusCode: relay.status, latencyMillis: Int64((monotonicNanos() - started) / 1_000_000),
-                                           stream: facts.stream, startedAt: startedAt, endedAt: ended, nodeID: proxy.nodeID))
+                                           estimated: estimated, statusCode: relay.status, latencyMillis: Int64((ended - started) / 1_000_000),
+                                           stream: facts.stream, startedAt: startedAt, endedAt: endedAt, nodeID: proxy.nodeID))
         }
     }
 
@@ -197,16 +198,17 @@ final class ProxyExchange: @unchecked Sendable {
         h.add("content-type", "application/json")
         h.add("x-request-id", requestID)
         response.respond(status: e.status, headers: h, body: e.body(anthropic: anthropicShape))
-        proxy.record(route: route, provider: provider, status: e.status, started: started, upstreamNanos: 0)
-        logRequest(keyID: keyID, status: e.status, [("error", .string(e.code ?? e.type))])
+        let ended = monotonicNanos()
+        proxy.record(route: route, provider: provider, status: e.status, seconds: Double(ended - started) / 1e9, upstreamNanos: 0)
+        logRequest(keyID: keyID, status: e.status, ended: ended, [("error", .string(e.code ?? e.type))])
     }
 
     /// The access-log line every answer ends with: ids, status, latency, plus what the outcome adds.
     /// (`extra` is only built when the line is written.)
-    private func logRequest(keyID: String, status: Int, _ extra: @autoclosure () -> [(String, LogValue)]) {
+    private func logRequest(keyID: String, status: Int, ended: UInt64, _ extra: @autoclosure () -> [(String, LogValue)]) {
         guard proxy.accessLog, proxy.log.isEnabled(.info) else { return }
         proxy.log.info("request", [("request_id", .string(requestID)), ("method", .string(request.method.rawValue)), ("path", .string(String(request.path))),
                                    ("vkey", .string(keyID)), ("status", .int(status)),
-                                   ("latency_ms", .double(Double(monotonicNanos() - started) / 1e6))] + extra())
+                                   ("latency_ms", .double(Double(ended - started) / 1e6))] + extra())
     }
 }

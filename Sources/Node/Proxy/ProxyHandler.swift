@@ -33,10 +33,10 @@ final class ProxyHandler: HTTPHandler {
         ProxyExchange(proxy: self, request: request, response: response).start()
     }
 
-    /// A request's metrics: count, durations and (when it reached a provider) tokens.
-    func record(route: Int, provider: String, status: Int, started: UInt64, upstreamNanos: UInt64,
-                        tokens: (keyID: String, model: String, usage: TokenUsage)? = nil) {
-        requestMetrics.record(route: route, provider: provider, status: status, seconds: Double(monotonicNanos() - started) / 1e9,
+    /// A request's metrics: count, duration and (when it reached a provider) upstream time and tokens.
+    func record(route: Int, provider: String, status: Int, seconds: Double, upstreamNanos: UInt64,
+                tokens: (keyID: String, model: String, usage: TokenUsage)? = nil) {
+        requestMetrics.record(route: route, provider: provider, status: status, seconds: seconds,
                               upstreamSeconds: upstreamNanos > 0 ? Double(upstreamNanos) / 1e9 : nil,
                               tokens: tokens.map { ($0.keyID, $0.model, $0.usage.prompt, $0.usage.completion) })
     }

@@ -111,7 +111,7 @@ final class PlainHTTPClient {
             c.close()
             return
         }
-        c.parkedAt = monotonicNanos()
+        c.parkedAt = loop.now
         list.connections.append(c)
         changeIdleCount(by: 1)
         if sweepTimer == nil { scheduleSweep() }

@@ -73,7 +73,7 @@ final class PlainTransfer: UpstreamCall {
             finish(.failure(.internalError(headError)))
             return
         }
-        lastActivity = monotonicNanos()
+        lastActivity = loop.now
         arm(at: lastActivity &+ UInt64(timeouts.firstByte) * 1_000_000)
         begin(allowReuse: true)
     }
@@ -232,7 +232,7 @@ final class PlainTransfer: UpstreamCall {
             return connectionFailed("sending the request failed: \(String(cString: strerror(e)))")
         }
         writing = false
-        sentAt = monotonicNanos()
+        sentAt = loop.now  // (never later than the send: the window below errs on the safe side)
         do { try c.watch(.read) } catch { connectionFailed(error.description) }
     }
 
@@ -249,7 +249,7 @@ final class PlainTransfer: UpstreamCall {
         }
         if n == 0 { return endOfInput() }
         received += n
-        lastActivity = monotonicNanos()
+        lastActivity = loop.now
         if carry.isEmpty {
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
             let consumed = process(bytes, from: 0)
@@ -273,7 +273,7 @@ final class PlainTransfer: UpstreamCall {
                 case .head(let h):
                     headWasDelivered = true
                     // Past the head, silence is measured by the idle timeout.
-                    let idleDeadline = monotonicNanos() &+ UInt64(timeouts.idle) * 1_000_000
+                    let idleDeadline = loop.now &+ UInt64(timeouts.idle) * 1_000_000
                     if idleDeadline < deadline { arm(at: idleDeadline) }
                     delegate?.upstreamHead(h)
                     if finished { return pos }
@@ -316,7 +316,7 @@ final class PlainTransfer: UpstreamCall {
         if finished || paused && consumed == 0 { return }
         carry.removeFirst(consumed)
         if !paused {
-            lastActivity = monotonicNanos()
+            lastActivity = loop.now
             do { try c.watch(writing ? Interest.read.union(.write) : .read) } catch { connectionFailed(error.description) }
         }
     }
