@@ -290,7 +290,7 @@ public struct HTTPRequestParser {
         } else {
             throw HTTPParseError(.badRequest, "malformed HTTP version")
         }
-        var target = String(decoding: targetBytes, as: UTF8.self)
+        var target = (targetBytes.count > 15 ? CommonHeaderStrings.paths.lookup(targetBytes) : nil) ?? String(decoding: targetBytes, as: UTF8.self)
         let method = HTTPMethod(String(decoding: methodBytes, as: UTF8.self))
         if target.first != "/" {
             if target == "*" && method == .OPTIONS {
@@ -326,12 +326,13 @@ public struct HTTPRequestParser {
             guard isTokenChar(b) else { throw HTTPParseError(.badRequest, "invalid character in header field name") }
             if b >= 0x41 && b <= 0x5A { hasUpper = true }
         }
-        let name = hasUpper
+        let name = nameBytes.count > 15 ? CommonHeaderStrings.names.lookup(nameBytes, foldingCase: true) : nil
+        let lowerName = name ?? (hasUpper
             ? String(unsafeUninitializedCapacity: nameBytes.count) { out in
                 for (i, b) in nameBytes.enumerated() { out[i] = b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
                 return nameBytes.count
             }
-            : String(decoding: nameBytes, as: UTF8.self)
+            : String(decoding: nameBytes, as: UTF8.self))
         var vs = colon + 1, ve = line.count
         while vs < ve, line[vs] == sp || line[vs] == ht { vs += 1 }
         while ve > vs, line[ve - 1] == sp || line[ve - 1] == ht { ve -= 1 }
@@ -339,7 +340,7 @@ public struct HTTPRequestParser {
         for b in value where (b < 0x20 && b != ht) || b == 0x7F {
             throw HTTPParseError(.badRequest, "invalid character in header field value")
         }
-        return (name, String(decoding: value, as: UTF8.self))
+        return (lowerName, (value.count > 15 ? CommonHeaderStrings.values.lookup(value) : nil) ?? String(decoding: value, as: UTF8.self))
     }
 
     // MARK: Chunks

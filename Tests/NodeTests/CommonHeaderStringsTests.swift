@@ -1,0 +1,51 @@
+import Testing
+@testable import Node
+
+@Suite struct CommonHeaderStringsTests {
+    private func lookup(_ table: CommonHeaderStrings.Table, _ text: String, foldingCase: Bool = false) -> String? {
+        Array(text.utf8).withUnsafeBufferPointer { table.lookup($0, foldingCase: foldingCase) }
+    }
+
+    @Test func namesAreFoundWhateverTheirCaseAndComeBackLowerCase() {
+        #expect(lookup(CommonHeaderStrings.names, "X-Stainless-Package-Version", foldingCase: true) == "x-stainless-package-version")
+        #expect(lookup(CommonHeaderStrings.names, "anthropic-version", foldingCase: true) == "anthropic-version")
+        #expect(lookup(CommonHeaderStrings.names, "X-Stainless-Package-Versioo", foldingCase: true) == nil)
+        #expect(lookup(CommonHeaderStrings.names, "x-stainless-lang-", foldingCase: true) == nil)
+        // Folding applies to letters only: '-' (0x2D) is not '\r' (0x0D) in disguise.
+        #expect(lookup(CommonHeaderStrings.names, "x\rstainless-lang", foldingCase: true) == nil)
+    }
+
+    @Test func valuesAndPathsMatchOnlyByExactBytes() {
+        #expect(lookup(CommonHeaderStrings.values, "application/json") == "application/json")
+        #expect(lookup(CommonHeaderStrings.values, "Application/JSON") == nil)
+        #expect(lookup(CommonHeaderStrings.values, "text/event-stream; charset=utf-8") == "text/event-stream; charset=utf-8")
+        #expect(lookup(CommonHeaderStrings.paths, "/v1/chat/completions") == "/v1/chat/completions")
+        #expect(lookup(CommonHeaderStrings.paths, "/v1/chat/completionz") == nil)
+        #expect(lookup(CommonHeaderStrings.paths, "") == nil)
+        #expect(lookup(CommonHeaderStrings.paths, String(repeating: "/", count: 500)) == nil)
+    }
+
+    @Test func theParsersGiveTheSameStringsWithOrWithoutTheTables() throws {
+        var parser = HTTPRequestParser()
+        let text = "POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nX-Stainless-Runtime-Version: 3.12.1\r\n"
+            + "Content-Type: application/json\r\nX-Custom-Long-Header-Name: application/jsonx\r\nContent-Length: 2\r\n\r\n{}"
+        let bytes = Array(text.utf8)
+        let (_, output) = try bytes.withUnsafeBufferPointer { p throws(HTTPParseError) in try parser.parse(p) }
+        guard case .request(let parsed) = output else {
+            Issue.record("no request parsed")
+            return
+        }
+        let r = parsed.request
+        #expect(r.target == "/v1/chat/completions")
+        #expect(r.headers.fields.map(\.name) == ["host", "x-stainless-runtime-version", "content-type", "x-custom-long-header-name", "content-length"])
+        #expect(r.headers["content-type"] == "application/json")
+        #expect(r.headers["x-custom-long-header-name"] == "application/jsonx")
+
+        var reader = UpstreamHeadReader()
+        for line in ["HTTP/1.1 200 OK\r\n", "Content-Type: text/event-stream; charset=utf-8\r\n", "OpenAI-Processing-MS: 12\r\n", "\r\n"] {
+            _ = Array(line.utf8).withUnsafeBytes { reader.take($0) }
+        }
+        #expect(reader.headers.fields.map(\.name) == ["content-type", "openai-processing-ms"])
+        #expect(reader.headers["content-type"] == "text/event-stream; charset=utf-8")
+    }
+}
