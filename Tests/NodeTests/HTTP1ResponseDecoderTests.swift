@@ -148,6 +148,11 @@ import Testing
             #expect(base != nil, "\(e)")
             for s in suffixes {
                 #expect(base?.appending(Substring(s)) == PlainHTTPTarget(e + s), "\(e) + \(s)")
+                // The head is written from the endpoint and the suffix, with no target in between.
+                if let base, let whole = PlainHTTPTarget(e + s) {
+                    let direct = try? PlainHTTPRequest.head(method: .GET, target: base, suffix: Substring(s), headers: [], bodyCount: 0)
+                    #expect(direct == (try? PlainHTTPRequest.head(method: .GET, target: whole, headers: [], bodyCount: 0)), "\(e) + \(s)")
+                }
             }
         }
         // Endpoints the own client does not take (curl does), or whose query would end up mid-URL.

@@ -182,7 +182,6 @@ public struct HTTPRequestParser {
         var head = try parseRequestLine(UnsafeBufferPointer(rebasing: block[0..<(firstLF - 1)]))
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(16)
-        fields.reserveCapacity(16)
         var contentLength: Int?
         var transferCodings: [Substring] = []
         var sawTE = false

@@ -57,8 +57,9 @@ final class PlainHTTPClient {
     }
 
     /// A call to `target`, not started yet.
-    func call(method: HTTPMethod, target: PlainHTTPTarget, headers: [(String, String)], body: [UInt8]) -> PlainTransfer {
-        PlainTransfer(client: self, method: method, target: target, headers: headers, body: body)
+    /// A call to `target`, with `suffix` (path and query) after its request target.
+    func call(method: HTTPMethod, target: PlainHTTPTarget, suffix: Substring = "", headers: [(String, String)], body: [UInt8]) -> PlainTransfer {
+        PlainTransfer(client: self, method: method, target: target, suffix: suffix, headers: headers, body: body)
     }
 
     /// Puts `t` in the deadline sweep (once; its `deadline` may move while it is there).

@@ -31,10 +31,20 @@ public struct PlainHTTPTarget: Equatable, Sendable {
     /// gives, without building and splitting the URL again.
     public func appending(_ suffix: Substring) -> PlainHTTPTarget {
         var t = self
-        var s = suffix
-        if let hash = s.utf8.firstIndex(of: 0x23) { s = s[s.startIndex..<hash] }
-        t.requestTarget = Self.normalized(requestTarget + s)
+        var bytes: [UInt8] = []
+        appendRequestTarget(to: &bytes, suffix: suffix)
+        t.requestTarget = String(decoding: bytes, as: UTF8.self)
         return t
+    }
+
+    /// Appends this target's request target followed by `suffix` (without its fragment) as `appending`
+    /// makes it — `/` when empty, `/?q` when it starts with its query — straight into a request head.
+    func appendRequestTarget(to out: inout [UInt8], suffix: Substring) {
+        var s = suffix.utf8[...]
+        if let hash = s.firstIndex(of: 0x23) { s = s[s.startIndex..<hash] }
+        if requestTarget.isEmpty && (s.isEmpty || s.first == 0x3F) { out.append(0x2F) }
+        out.appendUTF8(requestTarget)
+        if s.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil { out.append(contentsOf: s) }
     }
 
     /// `/` for an empty target, `/?q` for one that starts with its query.
@@ -87,16 +97,18 @@ enum PlainHTTPRequest {
         let name: String
     }
 
-    /// `METHOD target HTTP/1.1`, `host`, the given fields, and `content-length` when a body is sent or the
-    /// method normally has one. A field whose name or value could break the head is refused, not sent.
-    static func head(method: HTTPMethod, target: PlainHTTPTarget, headers: [(String, String)], bodyCount: Int) throws(InvalidHeader) -> [UInt8] {
-        var size = 64 + target.requestTarget.utf8.count + target.authority.utf8.count
+    /// `METHOD target HTTP/1.1` (the target's request target, then `suffix`), `host`, the given fields, and
+    /// `content-length` when a body is sent or the method normally has one. A field whose name or value
+    /// could break the head is refused, not sent.
+    static func head(method: HTTPMethod, target: PlainHTTPTarget, suffix: Substring = "", headers: [(String, String)],
+                     bodyCount: Int) throws(InvalidHeader) -> [UInt8] {
+        var size = 64 + target.requestTarget.utf8.count + suffix.utf8.count + target.authority.utf8.count
         for i in headers.indices { size += headers[i].0.utf8.count + headers[i].1.utf8.count + 4 }
         var out: [UInt8] = []
         out.reserveCapacity(size)
         out.appendUTF8(method.rawValue)
         out.append(0x20)
-        out.appendUTF8(target.requestTarget)
+        target.appendRequestTarget(to: &out, suffix: suffix)
         out.append(contentsOf: " HTTP/1.1\r\nhost: ".utf8)
         out.appendUTF8(target.authority)
         out.append(0x0D)

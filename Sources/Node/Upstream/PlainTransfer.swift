@@ -50,14 +50,15 @@ final class PlainTransfer: UpstreamCall {
     private var lastActivity: UInt64 = 0
     private var retainedSelf: PlainTransfer?
 
-    init(client: PlainHTTPClient, method: HTTPMethod, target: PlainHTTPTarget, headers: [(String, String)], body: [UInt8]) {
+    /// A call to `target` with `suffix` (path and query) after its request target.
+    init(client: PlainHTTPClient, method: HTTPMethod, target: PlainHTTPTarget, suffix: Substring = "", headers: [(String, String)], body: [UInt8]) {
         self.client = client
         self.target = target
         self.body = body
         isHEAD = method == .HEAD
         decoder = HTTP1ResponseDecoder(requestWasHEAD: isHEAD)
         do {
-            head = try PlainHTTPRequest.head(method: method, target: target, headers: headers, bodyCount: body.count)
+            head = try PlainHTTPRequest.head(method: method, target: target, suffix: suffix, headers: headers, bodyCount: body.count)
             headError = nil
         } catch {
             head = []

@@ -34,7 +34,7 @@ final class UpstreamPool: @unchecked Sendable {
     func call(on loop: EventLoop, method: HTTPMethod, endpoint: UpstreamEndpoint, suffix: Substring, headers: [(String, String)],
               body: [UInt8]) -> any UpstreamCall {
         if plainHTTPClient == .native, let base = endpoint.plain {
-            return plainClient(for: loop).call(method: method, target: base.appending(suffix), headers: headers, body: body)
+            return plainClient(for: loop).call(method: method, target: base, suffix: suffix, headers: headers, body: body)
         }
         return CurlTransfer(multi: multi(for: loop), method: method, url: endpoint.url + String(suffix), headers: headers, body: body, timeouts: timeouts)
     }
