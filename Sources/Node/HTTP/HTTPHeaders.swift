@@ -76,4 +76,15 @@ extension Array where Element == UInt8 {
     mutating func appendUTF8(_ s: String) {
         if s.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: s.utf8) }
     }
+
+    /// Appends `name: value` and CRLF.
+    @inline(__always)
+    mutating func appendField(_ name: String, _ value: String) {
+        appendUTF8(name)
+        append(0x3A)
+        append(0x20)
+        appendUTF8(value)
+        append(0x0D)
+        append(0x0A)
+    }
 }

@@ -67,7 +67,10 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         guard case .initial = state else { return }
         self.status = status
         var bytes: [UInt8] = []
-        headBytes(into: &bytes, status: status, headers: headers, framing: Self.bodyAllowed(status) ? .length(body.count) : .none)
+        var size = 160
+        for i in headers.fields.indices { size += headers.fields[i].name.utf8.count + headers.fields[i].value.utf8.count + 4 }
+        bytes.reserveCapacity(size + (isHead ? 0 : body.count))
+        headBytes(into: &bytes, status: status, framing: Self.bodyAllowed(status) ? .length(body.count) : .none) { Self.appendFields(headers, to: &$0) }
         if !isHead && Self.bodyAllowed(status) { bytes.append(contentsOf: body) }
         bytesWritten = body.count
         state = .done
@@ -77,13 +80,22 @@ public final class HTTPResponseWriter: @unchecked Sendable {
 
     /// Starts a streamed response. A `content-length` in `headers` is honoured; otherwise the body is chunked.
     public func writeHead(status: Int, headers: HTTPHeaders = HTTPHeaders()) {
+        writeHead(status: status, contentLength: headers["content-length"].flatMap { Int($0) }) { out in
+            Self.appendFields(headers, to: &out)
+        }
+    }
+
+    /// Starts a streamed response whose fields `writeFields` appends straight to the output (`name: value`
+    /// lines, each ending in CRLF; no framing or connection fields — those come from `contentLength` and
+    /// the connection). For a relay, which would otherwise build a field list only to serialise it.
+    public func writeHead(status: Int, contentLength: Int?, writeFields: (inout [UInt8]) -> Void) {
         connection.loop.assertInLoop()
         guard case .initial = state else { return }
         self.status = status
         let framing: Framing
         if !Self.bodyAllowed(status) {
             framing = .none
-        } else if let cl = headers["content-length"], let n = Int(cl) {
+        } else if let n = contentLength {
             framing = .length(n)
         } else if version == .http11 {
             framing = .chunked
@@ -92,7 +104,7 @@ public final class HTTPResponseWriter: @unchecked Sendable {
             framing = .closeDelimited
         }
         if case .chunked = framing { state = .streaming(chunked: true) } else { state = .streaming(chunked: false) }
-        connection.enqueue { headBytes(into: &$0, status: status, headers: headers, framing: framing) }
+        connection.enqueue { headBytes(into: &$0, status: status, framing: framing, writeFields: writeFields) }
     }
 
     /// Writes a piece of a streamed body; suspends while the client is behind.
@@ -194,20 +206,9 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         !(status < 200 || status == 204 || status == 304)
     }
 
-    /// Appends the response head to `out`.
-    private func headBytes(into out: inout [UInt8], status: Int, headers: HTTPHeaders, framing: Framing) {
-        if connection.draining || connection.server.isDraining { keepAlive = false }
-        // (Only for a fresh buffer: a connection's output keeps its capacity and grows geometrically.)
-        if out.isEmpty {
-            var size = 160
-            for i in headers.fields.indices { size += headers.fields[i].name.utf8.count + headers.fields[i].value.utf8.count + 4 }
-            out.reserveCapacity(size)
-        }
-        if status == 200 {
-            out.append(contentsOf: Self.status200)
-        } else {
-            out.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n".utf8)
-        }
+    /// Appends `headers` as `name: value` lines, leaving out the framing and connection fields the writer
+    /// sets itself.
+    static func appendFields(_ headers: HTTPHeaders, to out: inout [UInt8]) {
         let fields = headers.fields
         for i in fields.indices {
             let name = fields[i].name
@@ -215,13 +216,19 @@ public final class HTTPResponseWriter: @unchecked Sendable {
                 || name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("keep-alive") {
                 continue
             }
-            out.appendUTF8(name)
-            out.append(0x3A)
-            out.append(0x20)
-            out.appendUTF8(fields[i].value)
-            out.append(0x0D)
-            out.append(0x0A)
+            out.appendField(name, fields[i].value)
         }
+    }
+
+    /// Appends the response head to `out`: status line, the fields `writeFields` appends, framing, date.
+    private func headBytes(into out: inout [UInt8], status: Int, framing: Framing, writeFields: (inout [UInt8]) -> Void) {
+        if connection.draining || connection.server.isDraining { keepAlive = false }
+        if status == 200 {
+            out.append(contentsOf: Self.status200)
+        } else {
+            out.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n".utf8)
+        }
+        writeFields(&out)
         switch framing {
         case .none, .closeDelimited: break
         case .length(let n):

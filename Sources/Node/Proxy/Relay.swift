@@ -63,39 +63,40 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
 
     func upstreamHead(_ head: UpstreamHead) {
         status = head.status
-        var h = HTTPHeaders(capacity: head.headers.count + extraHeaders.count + 2)
-        // One pass over the fields (by index: no copies), noting the framing and the content type on the way.
+        // First the framing and the content type (by index: no copies of the fields).
         let fields = head.headers.fields
         var isSSE = false, sawContentType = false, transferCoded = false
         var length: Int?
         for i in fields.indices {
-            let name = fields[i].name
-            if ProviderRouting.droppedResponseHeaders.contains(name) {
-                if name == "transfer-encoding" { transferCoded = true }
-                continue
-            }
-            if name == "x-request-id" { continue }
-            if name == "content-type", !sawContentType {
+            switch fields[i].name {
+            case "content-type" where !sawContentType:
                 sawContentType = true
                 isSSE = fields[i].value.utf8.starts(with: "text/event-stream".utf8)
-            } else if name == "content-length", length == nil {
-                length = Int(fields[i].value)
+            case "content-length" where length == nil: length = Int(fields[i].value)
+            case "transfer-encoding": transferCoded = true
+            default: break
             }
-            h.add(name, fields[i].value)
         }
         // (A length beside a transfer coding does not frame the body.)
         declaredLength = transferCoded ? nil : length
-        // The body keeps its length unless usage chunks are taken out of a stream.
-        if isSSE && hideUsageChunk { h.remove("content-length") }
-        h.add("x-request-id", requestID)
-        for i in extraHeaders.indices { h.add(extraHeaders[i].0, extraHeaders[i].1) }
-        h.add("x-llm-proxy-overhead-ms", formatMillis(monotonicNanos() - started))
         if isSSE {
             sse = SSESplitter()
             countedAsStream = true
             Self.openStreams.withLock { $0 += 1 }
         }
-        response.writeHead(status: head.status, headers: h)
+        // Then the head, written straight into the client's output: the provider's fields less the hop's
+        // own, our request id, the rate-limit fields, our overhead. The body keeps its length unless usage
+        // chunks are taken out of a stream.
+        response.writeHead(status: head.status, contentLength: isSSE && hideUsageChunk ? nil : declaredLength) { out in
+            for i in fields.indices {
+                let name = fields[i].name
+                if ProviderRouting.droppedResponseHeaders.contains(name) || name == "x-request-id" || name == "content-length" { continue }
+                out.appendField(name, fields[i].value)
+            }
+            out.appendField("x-request-id", requestID)
+            for i in extraHeaders.indices { out.appendField(extraHeaders[i].0, extraHeaders[i].1) }
+            out.appendField("x-llm-proxy-overhead-ms", formatMillis(monotonicNanos() - started))
+        }
     }
 
     func upstreamData(_ bytes: UnsafeRawBufferPointer) -> Bool {
