@@ -170,6 +170,8 @@ import TestSupport
         }
         #expect(pruned == 2500)
         #expect(try await requests(url) == 40)  // the recent ones stay
+        // The round's log line follows its last batch (and the log is written by its own thread).
+        while Date() < deadline, !node.process.outputText.contains("usage records pruned") { usleep(100_000) }
         #expect(node.process.outputText.contains("usage records pruned"))
         #expect(node.process.outputText.contains(#""retention_s":20"#))
     }

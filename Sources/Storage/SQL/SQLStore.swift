@@ -271,9 +271,20 @@ final class SQLStore: Store, @unchecked Sendable {
                     var params: [SQLValue] = []
                     params.reserveCapacity(chunk.count * 13)
                     for r in chunk {
-                        params += [.text(r.id), .text(r.virtualKeyID), .text(r.connectionID), .text(r.model), .int(r.promptTokens),
-                                   .int(r.completionTokens), .int(r.estimated ? 1 : 0), .int(Int64(r.statusCode)), .int(r.latencyMillis),
-                                   .int(r.stream ? 1 : 0), .int(r.startedAt), .int(r.endedAt), .text(r.nodeID)]
+                        // One append each (an array literal per row was an allocation per record).
+                        params.append(.text(r.id))
+                        params.append(.text(r.virtualKeyID))
+                        params.append(.text(r.connectionID))
+                        params.append(.text(r.model))
+                        params.append(.int(r.promptTokens))
+                        params.append(.int(r.completionTokens))
+                        params.append(.int(r.estimated ? 1 : 0))
+                        params.append(.int(Int64(r.statusCode)))
+                        params.append(.int(r.latencyMillis))
+                        params.append(.int(r.stream ? 1 : 0))
+                        params.append(.int(r.startedAt))
+                        params.append(.int(r.endedAt))
+                        params.append(.text(r.nodeID))
                     }
                     try s.execute(self.usageInsertSQL(rows: chunk.count), params)
                 }

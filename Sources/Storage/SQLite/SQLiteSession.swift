@@ -63,7 +63,10 @@ final class SQLiteSession: SQLSession {
             case .null: sqlite3_bind_null(stmt, idx)
             case .int(let v): sqlite3_bind_int64(stmt, idx, v)
             case .double(let d): sqlite3_bind_double(stmt, idx, d)
-            case .text(let s): s.withCString { _ = sqlite3_bind_text(stmt, idx, $0, -1, llmp_sqlite_transient()) }
+            case .text(let s):
+                // With its length: no `strlen`, and a NUL inside the text is kept rather than ending it.
+                let n = Int32(s.utf8.count)
+                s.withCString { _ = sqlite3_bind_text(stmt, idx, $0, n, llmp_sqlite_transient()) }
             case .blob(let b):
                 b.withUnsafeBytes { p in _ = sqlite3_bind_blob(stmt, idx, p.baseAddress, Int32(p.count), llmp_sqlite_transient()) }
             }
@@ -86,7 +89,11 @@ final class SQLiteSession: SQLSession {
                 switch sqlite3_column_type(stmt, c) {
                 case SQLITE_INTEGER: values.append(.int(sqlite3_column_int64(stmt, c)))
                 case SQLITE_FLOAT: values.append(.double(sqlite3_column_double(stmt, c)))
-                case SQLITE_TEXT: values.append(.text(String(cString: sqlite3_column_text(stmt, c))))
+                case SQLITE_TEXT:
+                    // By its length (after `column_text`, as SQLite asks): a NUL inside the text is kept.
+                    let p = sqlite3_column_text(stmt, c)
+                    let n = Int(sqlite3_column_bytes(stmt, c))
+                    values.append(.text(p.map { String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self) } ?? ""))
                 case SQLITE_BLOB:
                     let n = Int(sqlite3_column_bytes(stmt, c))
                     if let p = sqlite3_column_blob(stmt, c), n > 0 {
