@@ -147,6 +147,19 @@ private final class ClientOnALoop: @unchecked Sendable {
         }
     }
 
+    /// A call cancelled before it is started (as when the client leaves while the proxy still waits on its
+    /// key or its admission), then started.
+    func cancelledThenStarted(_ url: String) async -> Outcome {
+        await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
+            loop.execute { [self] in
+                let t = client!.call(method: .POST, target: PlainHTTPTarget(url)!, headers: [], body: Array("{}".utf8))
+                t.delegate = Collector(call: t, loop: loop, pauseFor: nil) { c.resume(returning: $0) }
+                t.cancel()
+                t.start()
+            }
+        }
+    }
+
     var idleConnections: Int {
         get async {
             await withCheckedContinuation { c in loop.execute { [self] in c.resume(returning: client!.idleCount) } }
@@ -189,6 +202,30 @@ private final class Collector: UpstreamCallDelegate {
 }
 
 @Suite struct PlainHTTPClientTests {
+    @Test func aCallCancelledBeforeItStartsNeverReachesTheProvider() async throws {
+        let received = LockedBox(0)
+        let server = try ScriptedServer { fd, _ in
+            while ScriptedServer.readRequest(fd) != nil {
+                received.withLock { $0 += 1 }
+                ScriptedServer.write(fd, ScriptedServer.ok)
+            }
+        }
+        defer { server.stop() }
+        let client = try ClientOnALoop()
+        let url = "http://127.0.0.1:\(server.port)/v1/chat/completions"
+        // A kept-alive connection waits (the case that sent at once), and so does a fresh connect.
+        #expect(await client.call(url).status == 200)
+        #expect(await client.idleConnections == 1)
+        #expect(await client.cancelledThenStarted(url).error == .cancelled)
+        #expect(await client.cancelledThenStarted(url).error == .cancelled)
+        // The parked connection is still there for the next call, which is the second request it carries.
+        #expect(await client.idleConnections == 1)
+        #expect(await client.call(url).status == 200)
+        usleep(50_000)
+        #expect(received.withLock { $0 } == 2)
+        #expect(server.accepted.withLock { $0 } == 1)
+    }
+
     @Test func keptAliveConnectionsCarryTheNextCalls() async throws {
         let server = try ScriptedServer { fd, _ in ScriptedServer.answerAll(fd) }
         defer { server.stop() }

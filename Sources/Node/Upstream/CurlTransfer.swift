@@ -86,6 +86,7 @@ final class CurlTransfer: UpstreamCall {
 
     /// Starts the transfer; keeps itself alive until it ends.
     func start() {
+        guard !finished else { return }  // cancelled before it started: never sent
         retainedSelf = self
         multi.add(self)
     }

@@ -69,6 +69,9 @@ final class PlainTransfer: UpstreamCall {
     // MARK: UpstreamCall
 
     func start() {
+        // Cancelled before it started (the client left while its key or its admission was awaited): the
+        // end has been delivered, and the provider must not get the request.
+        guard !finished else { return }
         retainedSelf = self
         if let headError {
             finish(.failure(.internalError(headError)))

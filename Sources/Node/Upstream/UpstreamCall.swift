@@ -15,9 +15,10 @@ protocol UpstreamCall: AnyObject {
     var delegate: (any UpstreamCallDelegate)? { get set }
     /// True once the head went to the delegate (a failure after it cuts the client's response short).
     var headWasDelivered: Bool { get }
-    /// Starts the call; it keeps itself alive until it ends.
+    /// Starts the call; it keeps itself alive until it ends. A call cancelled before it starts stays
+    /// unsent.
     func start()
-    /// Stops the call (the client went away): the delegate's end gets `.cancelled`.
+    /// Stops the call (the client went away): the delegate's end gets `.cancelled`, at once.
     func cancel()
     /// Continues a paused call.
     func resume()
