@@ -24,6 +24,8 @@ final class ProxyExchange: @unchecked Sendable {
     /// Prompt estimate plus the completion cap: what admission charges before the real count is known.
     private var estimate: Int64 = 0
     private var admission: Limiter.Admission?
+    /// Set when the request goes upstream; the relay calls back with the outcome.
+    private var resolvedKey: ResolvedKey?
     private var relay: Relay?
     private var upstreamStart: UInt64 = 0
 
@@ -104,7 +106,7 @@ final class ProxyExchange: @unchecked Sendable {
         if let now = proxy.limiter.admitWithoutWaiting(key: rk.key.id, limits: limits, estimatedTokens: estimate) {
             return admitted(now, rk, suffix: suffix)
         }
-        Task.immediateDetached(executorPreference: response.loop) { [self, estimate] in
+        Task.immediateDetached(executorPreference: response.loop) { [self] in
             let a = await proxy.limiter.admit(on: response.loop, key: rk.key.id, limits: limits, estimatedTokens: estimate)
             admitted(a, rk, suffix: suffix)
         }
@@ -149,8 +151,6 @@ final class ProxyExchange: @unchecked Sendable {
         upstreamStart = monotonicNanos()
         relay.start(for: self)
     }
-
-    private var resolvedKey: ResolvedKey?
 
     /// The answer is complete (or cut short): settle the limits, count, log, and record the usage.
     func relayFinished(_ outcome: Relay.Outcome) {
