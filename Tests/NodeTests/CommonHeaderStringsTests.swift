@@ -2,7 +2,7 @@ import Testing
 @testable import Node
 
 @Suite struct CommonHeaderStringsTests {
-    private func lookup(_ table: CommonHeaderStrings.Table, _ text: String, foldingCase: Bool = false) -> String? {
+    private func lookup(_ table: LiteralTable, _ text: String, foldingCase: Bool = false) -> String? {
         Array(text.utf8).withUnsafeBufferPointer { table.lookup($0, foldingCase: foldingCase) }
     }
 
@@ -47,5 +47,17 @@ import Testing
         }
         #expect(reader.headers.fields.map(\.name) == ["content-type", "openai-processing-ms"])
         #expect(reader.headers["content-type"] == "text/event-stream; charset=utf-8")
+    }
+}
+
+@Suite struct LiteralTableTests {
+    @Test func containsIsExactAndEmptyOrLongNamesAreNotIn() {
+        let t = LiteralTable(["te", "connection", "transfer-encoding", "date"])
+        #expect(t.contains("te") && t.contains("date") && t.contains("transfer-encoding"))
+        #expect(!t.contains("Date"))  // the parsers give names lower-case: exact bytes
+        #expect(!t.contains("") && !t.contains("dat") && !t.contains("dates") && !t.contains(String(repeating: "x", count: 300)))
+        #expect(ProviderRouting.droppedRequestHeaders.contains("authorization"))
+        #expect(!ProviderRouting.droppedRequestHeaders.contains("content-type"))
+        #expect(ProviderRouting.droppedResponseHeaders.contains("date"))
     }
 }

@@ -1,12 +1,10 @@
-import Glibc
-
 /// Header names, header values and request paths that recur in nearly every request and response, kept as
 /// string literals. A `String` made from more than 15 bytes is a heap allocation (and then reference
 /// counting) every time; a literal is immortal — no allocation, no counting. What is short enough to be a
 /// small string (15 bytes or fewer) needs no table. The parsers look their bytes up here first.
 enum CommonHeaderStrings {
     /// Long lower-case header names: what the OpenAI and Anthropic SDKs send, and what the providers answer.
-    static let names = Table([
+    static let names = LiteralTable([
         "x-stainless-lang", "x-stainless-package-version", "x-stainless-arch", "x-stainless-runtime",
         "x-stainless-runtime-version", "x-stainless-async", "x-stainless-retry-count", "x-stainless-read-timeout",
         "x-stainless-timeout", "x-stainless-helper-method", "openai-organization", "openai-project", "openai-beta",
@@ -25,7 +23,7 @@ enum CommonHeaderStrings {
     ])
 
     /// Long values that come back in nearly every message (exact bytes).
-    static let values = Table([
+    static let values = LiteralTable([
         "application/json", "application/json; charset=utf-8", "application/json;charset=utf-8",
         "text/event-stream", "text/event-stream; charset=utf-8", "text/event-stream;charset=utf-8",
         "gzip, deflate, br", "gzip, deflate, br, zstd", "no-cache, must-revalidate",
@@ -34,47 +32,8 @@ enum CommonHeaderStrings {
     ])
 
     /// Request targets of the API routes.
-    static let paths = Table([
+    static let paths = LiteralTable([
         "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/messages", "/v1/messages/count_tokens",
         "/v1/responses", "/v1/moderations", "/v1/images/generations", "/v1/audio/transcriptions", "/v1/audio/speech",
     ])
-
-    /// Literals grouped by length, compared by bytes. (Given as `String` literals, which stay immortal;
-    /// their bytes are copied once into `blob` for the comparisons.)
-    struct Table: Sendable {
-        private let blob: [UInt8]
-        /// For each length, the offsets in `blob` of the literals of that length, and the literals.
-        private let byLength: [[(offset: Int, string: String)]]
-
-        init(_ literals: [String]) {
-            let longest = literals.map(\.utf8.count).max() ?? 0
-            var blob: [UInt8] = []
-            var byLength = [[(offset: Int, string: String)]](repeating: [], count: longest + 1)
-            for l in literals {
-                byLength[l.utf8.count].append((blob.count, l))
-                blob.append(contentsOf: l.utf8)
-            }
-            self.blob = blob
-            self.byLength = byLength
-        }
-
-        /// The literal equal to `bytes` — ignoring ASCII case when `foldingCase` (header names) — if any.
-        func lookup(_ bytes: UnsafeBufferPointer<UInt8>, foldingCase: Bool = false) -> String? {
-            let n = bytes.count
-            guard n < byLength.count, !byLength[n].isEmpty, let base = bytes.baseAddress else { return nil }
-            return blob.withUnsafeBufferPointer { all -> String? in
-                for candidate in byLength[n] {
-                    let p = all.baseAddress! + candidate.offset
-                    if foldingCase {
-                        var j = 0
-                        while j < n, (base[j] >= 0x41 && base[j] <= 0x5A ? base[j] | 0x20 : base[j]) == p[j] { j += 1 }
-                        if j == n { return candidate.string }
-                    } else if memcmp(base, p, n) == 0 {
-                        return candidate.string
-                    }
-                }
-                return nil
-            }
-        }
-    }
 }

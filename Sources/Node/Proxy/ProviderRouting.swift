@@ -49,13 +49,13 @@ enum ProviderRouting {
     }
 
     /// Request headers that must not travel to the provider: hop-by-hop, framing, the client's key.
-    static let droppedRequestHeaders = HeaderNameSet([
+    static let droppedRequestHeaders = LiteralTable([
         "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
         "host", "content-length", "expect", "authorization", "x-api-key", "api-key", "accept-encoding",
     ])
 
     /// Response headers the proxy sets itself or that describe the upstream hop only.
-    static let droppedResponseHeaders = HeaderNameSet([
+    static let droppedResponseHeaders = LiteralTable([
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date",
     ])
 }
