@@ -46,13 +46,15 @@ final class Limiter: @unchecked Sendable {
 
     /// The admission at once when it needs no round trip (no Redis configured); nil when `admit` must ask.
     func admitWithoutWaiting(key: String, limits: KeyLimitsConfig, estimatedTokens: Int64) -> Admission? {
-        guard global == nil else { return nil }
-        return Admission(decision: local.admit(key: key, limits: limits, estimatedTokens: estimatedTokens), place: .local)
+        global == nil ? localAdmission(key: key, limits: limits, estimatedTokens: estimatedTokens) : nil
+    }
+
+    private func localAdmission(key: String, limits: KeyLimitsConfig, estimatedTokens: Int64) -> Admission {
+        Admission(decision: local.admit(key: key, limits: limits, estimatedTokens: estimatedTokens), place: .local)
     }
 
     func admit(on loop: EventLoop, key: String, limits: KeyLimitsConfig, estimatedTokens: Int64) async -> Admission {
-        if let now = admitWithoutWaiting(key: key, limits: limits, estimatedTokens: estimatedTokens) { return now }
-        guard let global else { preconditionFailure("admitWithoutWaiting answers when there is no global limiter") }
+        guard let global else { return localAdmission(key: key, limits: limits, estimatedTokens: estimatedTokens) }
         let t0 = monotonicNanos()
         do {
             let d = try await global.admit(on: loop, key: key, limits: limits, estimatedTokens: estimatedTokens)
@@ -66,7 +68,7 @@ final class Limiter: @unchecked Sendable {
             switchMode(to: "local", reason: "\(error)")
             switch policy {
             case .local:
-                return Admission(decision: local.admit(key: key, limits: limits, estimatedTokens: estimatedTokens), place: .local)
+                return localAdmission(key: key, limits: limits, estimatedTokens: estimatedTokens)
             case .failOpen:
                 return Admission(decision: AdmissionDecision(denied: nil, retryAfter: 0), place: .unlimited)
             case .failClosed:
@@ -91,16 +93,12 @@ final class Limiter: @unchecked Sendable {
     }
 
     func settle(on loop: EventLoop, _ admission: Admission, key: String, limits: KeyLimitsConfig, estimatedTokens: Int64, actualTokens: Int64) async {
+        // What is left after that is a global admission with something to give back.
         if settleWithoutWaiting(admission, key: key, limits: limits, estimatedTokens: estimatedTokens, actualTokens: actualTokens) { return }
-        switch admission.place {
-        case .local, .unlimited:
-            break
-        case .global:
-            do {
-                try await global?.settle(on: loop, key: key, limits: limits, estimatedTokens: estimatedTokens, actualTokens: actualTokens)
-            } catch {
-                // The bucket refills on its own; a lost settlement only shifts one request's charge.
-            }
+        do {
+            try await global?.settle(on: loop, key: key, limits: limits, estimatedTokens: estimatedTokens, actualTokens: actualTokens)
+        } catch {
+            // The bucket refills on its own; a lost settlement only shifts one request's charge.
         }
     }
 
