@@ -123,6 +123,9 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
             countedAsStream = false
             Self.openStreams.withLock { $0 -= 1 }
         }
+        // The exchange accounts (usage, metrics) before the response is completed: completing it can close
+        // the connection, and a draining node waits for its connections only — usage recorded after
+        // that could miss the final flush.
         switch result {
         case .success:
             if sse != nil {
@@ -131,22 +134,22 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
             } else if !plainBody.isEmpty {
                 plainBody.withUnsafeBytes { _ = tokens.absorb(jsonObject: $0) }
             }
-            response.end()
             finish(.completed)
+            response.end()
         case .failure(.cancelled):
             finish(transfer.headWasDelivered ? .cancelledMidBody : .cancelledBeforeHead)
         case .failure(let e):
             if transfer.headWasDelivered {
-                response.abort()
                 finish(.upstreamFailedMidBody)
+                response.abort()
             } else {
                 let isTimeout: Bool = if case .timeout = e { true } else { false }
                 status = isTimeout ? 504 : 502
+                finish(.upstreamFailedBeforeHead)
                 let err = ProxyError(status: status, type: "server_error", code: isTimeout ? "upstream_timeout" : "upstream_unreachable",
                                      message: e.message)
                 response.respond(status: status, headers: ["content-type": "application/json", "x-request-id": requestID],
                                  body: err.body(anthropic: anthropic))
-                finish(.upstreamFailedBeforeHead)
             }
         }
     }
