@@ -36,4 +36,19 @@ enum CommonHeaderStrings {
         "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/messages", "/v1/messages/count_tokens",
         "/v1/responses", "/v1/moderations", "/v1/images/generations", "/v1/audio/transcriptions", "/v1/audio/speech",
     ])
+
+    /// A header name as the parsers keep it: lower-case, and the literal when it is a common long one.
+    static func name(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        if bytes.count > 15, let common = names.lookup(bytes, foldingCase: true) { return common }
+        return String(unsafeUninitializedCapacity: bytes.count) { out in
+            for i in 0..<bytes.count { out[i] = bytes[i] >= 0x41 && bytes[i] <= 0x5A ? bytes[i] | 0x20 : bytes[i] }
+            return bytes.count
+        }
+    }
+
+    /// A header value as sent, and the literal when it is a common long one.
+    static func value(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        if bytes.count > 15, let common = values.lookup(bytes) { return common }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }

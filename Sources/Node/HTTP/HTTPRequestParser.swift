@@ -320,18 +320,9 @@ public struct HTTPRequestParser {
             throw HTTPParseError(.badRequest, "header field without a name or colon")
         }
         let nameBytes = UnsafeBufferPointer(rebasing: line[0..<colon])
-        var hasUpper = false
-        for b in nameBytes {
-            guard isTokenChar(b) else { throw HTTPParseError(.badRequest, "invalid character in header field name") }
-            if b >= 0x41 && b <= 0x5A { hasUpper = true }
+        for b in nameBytes where !isTokenChar(b) {
+            throw HTTPParseError(.badRequest, "invalid character in header field name")
         }
-        let name = nameBytes.count > 15 ? CommonHeaderStrings.names.lookup(nameBytes, foldingCase: true) : nil
-        let lowerName = name ?? (hasUpper
-            ? String(unsafeUninitializedCapacity: nameBytes.count) { out in
-                for (i, b) in nameBytes.enumerated() { out[i] = b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
-                return nameBytes.count
-            }
-            : String(decoding: nameBytes, as: UTF8.self))
         var vs = colon + 1, ve = line.count
         while vs < ve, line[vs] == sp || line[vs] == ht { vs += 1 }
         while ve > vs, line[ve - 1] == sp || line[ve - 1] == ht { ve -= 1 }
@@ -339,7 +330,7 @@ public struct HTTPRequestParser {
         for b in value where (b < 0x20 && b != ht) || b == 0x7F {
             throw HTTPParseError(.badRequest, "invalid character in header field value")
         }
-        return (lowerName, (value.count > 15 ? CommonHeaderStrings.values.lookup(value) : nil) ?? String(decoding: value, as: UTF8.self))
+        return (CommonHeaderStrings.name(nameBytes), CommonHeaderStrings.value(value))
     }
 
     // MARK: Chunks

@@ -38,17 +38,11 @@ public struct UpstreamHeadReader {
     /// whitespace; nil when there is no name before a colon.
     static func field(_ line: UnsafeBufferPointer<UInt8>) -> (name: String, value: String)? {
         guard let colon = line.firstIndex(of: 0x3A), colon > 0 else { return nil }
-        let nameBytes = UnsafeBufferPointer(rebasing: line[0..<colon])
-        let name = (colon > 15 ? CommonHeaderStrings.names.lookup(nameBytes, foldingCase: true) : nil)
-            ?? String(unsafeUninitializedCapacity: colon) { out in
-                for i in 0..<colon { out[i] = line[i] >= 0x41 && line[i] <= 0x5A ? line[i] | 0x20 : line[i] }
-                return colon
-            }
+        let name = CommonHeaderStrings.name(UnsafeBufferPointer(rebasing: line[0..<colon]))
         var vs = colon + 1, ve = line.count
         while vs < ve, line[vs] == 0x20 || line[vs] == 0x09 { vs += 1 }
         while ve > vs, line[ve - 1] == 0x20 || line[ve - 1] == 0x09 { ve -= 1 }
-        let value = UnsafeBufferPointer(rebasing: line[vs..<ve])
-        return (name, (value.count > 15 ? CommonHeaderStrings.values.lookup(value) : nil) ?? String(decoding: value, as: UTF8.self))
+        return (name, CommonHeaderStrings.value(UnsafeBufferPointer(rebasing: line[vs..<ve])))
     }
 
     var head: UpstreamHead { UpstreamHead(status: status, headers: headers) }
