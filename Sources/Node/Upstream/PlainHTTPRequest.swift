@@ -12,10 +12,9 @@ public struct PlainHTTPTarget: Equatable, Sendable {
     /// Nil unless `url` is `http://` without user information (those go to curl).
     public init?(_ url: String) {
         guard let (target, rest) = Self.split(url) else { return nil }
-        self = target
-        var path = rest
-        if let hash = path.firstIndex(of: 0x23) { path = path[path.startIndex..<hash] }
-        requestTarget = Self.normalized(String(Substring(path)))
+        // The address with an empty target, then the rest of the URL as its suffix (fragment dropped,
+        // `/` when empty): the same rule as an endpoint's requests.
+        self = target.appending(Substring(rest))
     }
 
     /// A connection's endpoint (`http://host:port/v1`), parsed once and then `appending` each request's
@@ -45,11 +44,6 @@ public struct PlainHTTPTarget: Equatable, Sendable {
         if requestTarget.isEmpty && (s.isEmpty || s.first == 0x3F) { out.append(0x2F) }
         out.appendUTF8(requestTarget)
         if s.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil { out.append(contentsOf: s) }
-    }
-
-    /// `/` for an empty target, `/?q` for one that starts with its query.
-    private static func normalized(_ target: String) -> String {
-        target.isEmpty ? "/" : (target.utf8.first == 0x3F ? "/" + target : target)
     }
 
     /// The address part of an `http://` URL, and what follows the authority (path, query, fragment).
