@@ -31,6 +31,7 @@ func measure(_ name: String, _ url: String) async throws {
     }
     let batches = stride(from: 0, to: all.count, by: batch).map { Array(all[$0..<min($0 + batch, all.count)]) }
     var t0 = Date()
+    let cpu0 = processCPUMicros()
     try await withThrowingTaskGroup(of: Void.self) { g in
         var next = 0
         for _ in 0..<concurrency {
@@ -41,6 +42,7 @@ func measure(_ name: String, _ url: String) async throws {
         try await g.waitForAll()
     }
     let insertRate = Double(records) / Date().timeIntervalSince(t0)
+    let insertCPU = Double(processCPUMicros() - cpu0) / Double(records)
     let total = try await store.usageTotals(UsageQuery()).reduce(0) { $0 + $1.requests }
     precondition(total == Int64(records), "\(name): \(total) records stored, expected \(records)")
     t0 = Date()
@@ -60,15 +62,26 @@ func measure(_ name: String, _ url: String) async throws {
     let deleted = try await store.pruneUsage(startedBefore: now + Int64(records / 2), batch: 1000, lane: .urgent)  // unpaced
     let pruneRate = Double(deleted) / Date().timeIntervalSince(t0)
     precondition(deleted == records / 2, "\(name): pruned \(deleted), expected \(records / 2)")
-    print("| \(name) | \(records) | \(batch) | \(Int(insertRate)) | \(Int(lookupRate)) | \(Int(pruneRate)) |")
+    print("| \(name) | \(records) | \(batch) | \(Int(insertRate)) | \(String(format: "%.2f", insertCPU)) | \(Int(lookupRate)) | \(Int(pruneRate)) |")
     await store.close()
 }
 
-print("| backend | records | batch | usage inserts/s | key lookups/s | usage prunes/s |")
-print("|---|---|---|---|---|---|")
-let sqliteDir = "/tmp/llmp-store-bench-\(getpid())"
-try await measure("sqlite", "sqlite:\(sqliteDir)/bench.db")
-_ = try? FileManager.default.removeItem(atPath: sqliteDir)
-try await measure("postgres", try PostgresTestServer.shared().makeDatabase())
-try await measure("mongodb", try MongoTestServer.shared().makeDatabase())
+/// User + system CPU of this process (the store's threads and the bench's own), in microseconds.
+func processCPUMicros() -> Int64 {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Int64(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1_000_000 + Int64(u.ru_utime.tv_usec + u.ru_stime.tv_usec)
+}
+
+// BACKENDS=sqlite (comma-separated) measures only those.
+let backends = Set((ProcessInfo.processInfo.environment["BACKENDS"] ?? "sqlite,postgres,mongodb").split(separator: ",").map(String.init))
+print("| backend | records | batch | usage inserts/s | CPU µs per insert | key lookups/s | usage prunes/s |")
+print("|---|---|---|---|---|---|---|")
+if backends.contains("sqlite") {
+    let sqliteDir = "/tmp/llmp-store-bench-\(getpid())"
+    try await measure("sqlite", "sqlite:\(sqliteDir)/bench.db")
+    _ = try? FileManager.default.removeItem(atPath: sqliteDir)
+}
+if backends.contains("postgres") { try await measure("postgres", try PostgresTestServer.shared().makeDatabase()) }
+if backends.contains("mongodb") { try await measure("mongodb", try MongoTestServer.shared().makeDatabase()) }
 exit(0)
