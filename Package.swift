@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "store-bench", targets: ["StoreBench"]),
         .executable(name: "proxy-parsers-fuzzer", targets: ["ProxyParsersFuzzer"]),
         .executable(name: "redis-bench", targets: ["RedisBench"]),
+        .executable(name: "parsers-bench", targets: ["ParsersBench"]),
     ],
     targets: [
         // C modules: headers only, one folder each.
@@ -40,6 +41,7 @@ let package = Package(
         .executableTarget(name: "MockProvider", dependencies: ["Node", "Storage"], path: "Tests/MockProvider"),
         .executableTarget(name: "StoreBench", dependencies: ["Storage", "TestSupport"], path: "Tests/StoreBench"),
         .executableTarget(name: "RedisBench", dependencies: ["RedisClient", "Node"], path: "Tests/RedisBench"),
+        .executableTarget(name: "ParsersBench", dependencies: ["Node"], path: "Tests/ParsersBench"),
         .executableTarget(name: "ProxyParsersFuzzer", dependencies: ["Node"], path: "Tests/Fuzz/ProxyParsersFuzzer"),
         .executableTarget(name: "HTTPParserFuzzer", dependencies: ["Node"], path: "Tests/Fuzz/HTTPParserFuzzer"),
 

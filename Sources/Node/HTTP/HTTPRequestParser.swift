@@ -152,18 +152,16 @@ public struct HTTPRequestParser {
         let scanLimit = min(bytes.count, start + limits.maxHeaderBytes)
         var i = max(scanned, start)
         var end = -1
-        while i < scanLimit {
-            let b = bytes[i]
-            if b == lf {
-                guard i > start, bytes[i - 1] == cr else {
-                    throw HTTPParseError(.badRequest, "bare LF in the request head; lines must end with CRLF")
-                }
-                if i - start >= 3, bytes[i - 2] == lf, bytes[i - 3] == cr {
-                    end = i + 1
-                    break
-                }
+        // From line feed to line feed (memchr), checking each is preceded by CR, until an empty line.
+        while let at = HeadBytes.index(of: lf, in: bytes, from: i, to: scanLimit) {
+            guard at > start, bytes[at - 1] == cr else {
+                throw HTTPParseError(.badRequest, "bare LF in the request head; lines must end with CRLF")
             }
-            i += 1
+            if at - start >= 3, bytes[at - 2] == lf, bytes[at - 3] == cr {
+                end = at + 1
+                break
+            }
+            i = at + 1
         }
         if end < 0 {
             if scanLimit - start >= limits.maxHeaderBytes {
@@ -190,8 +188,8 @@ public struct HTTPRequestParser {
         var expect: String?
         var lineStart = firstLF + 1
         while lineStart < block.count {
-            var lineEnd = lineStart
-            while block[lineEnd] != lf { lineEnd += 1 }  // every line in `block` ends with CRLF
+            // Every line in `block` ends with CRLF.
+            let lineEnd = HeadBytes.index(of: lf, in: block, from: lineStart, to: block.count) ?? block.count
             let line = UnsafeBufferPointer(rebasing: block[lineStart..<(lineEnd - 1)])
             lineStart = lineEnd + 1
             if fields.count == limits.maxHeaderCount {
@@ -201,30 +199,31 @@ public struct HTTPRequestParser {
                 throw HTTPParseError(.badRequest, "obsolete line folding in header fields is not allowed")
             }
             let (name, value) = try parseField(line)
-            switch name {
-            case "content-length":
+            // By length first: comparing every name with five literals was a string comparison each.
+            switch name.utf8.count {
+            case 14 where name == "content-length":
                 if contentLength != nil { throw HTTPParseError(.badRequest, "more than one Content-Length") }
                 guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
                       let n = Int(value) else {
                     throw HTTPParseError(.badRequest, "invalid Content-Length \"\(value.prefix(40))\"")
                 }
                 contentLength = n
-            case "transfer-encoding":
+            case 17 where name == "transfer-encoding":
                 sawTE = true
                 for part in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let t = part.trimmingOWS()
                     if t.isEmpty { throw HTTPParseError(.badRequest, "empty transfer coding") }
                     transferCodings.append(t)
                 }
-            case "host":
+            case 4 where name == "host":
                 hostCount += 1
-            case "connection":
+            case 10 where name == "connection":
                 for part in value.split(separator: ",") {
                     let t = part.trimmingOWS()
                     if t.asciiCaseInsensitiveEquals("close") { connectionClose = true }
                     if t.asciiCaseInsensitiveEquals("keep-alive") { connectionKeepAlive = true }
                 }
-            case "expect":
+            case 6 where name == "expect":
                 expect = value
             default:
                 break
@@ -268,7 +267,7 @@ public struct HTTPRequestParser {
             throw HTTPParseError(.badRequest, "malformed request line")
         }
         let methodBytes = UnsafeBufferPointer(rebasing: line[0..<sp1])
-        guard methodBytes.allSatisfy(isTokenChar) else { throw HTTPParseError(.badRequest, "invalid method") }
+        guard HeadBytes.isToken(methodBytes) else { throw HTTPParseError(.badRequest, "invalid method") }
         let rest = UnsafeBufferPointer(rebasing: line[(sp1 + 1)...])
         guard let sp2rel = rest.firstIndex(of: sp), sp2rel > 0 else {
             throw HTTPParseError(.badRequest, "malformed request line")
@@ -316,20 +315,13 @@ public struct HTTPRequestParser {
 
     /// One `name: value` field; the name is returned lower-cased, the value without surrounding whitespace.
     private func parseField(_ line: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> (String, String) {
-        guard let colon = line.firstIndex(of: 0x3A), colon > 0 else {
+        guard let colon = HeadBytes.index(of: 0x3A, in: line, from: 0, to: line.count), colon > 0 else {
             throw HTTPParseError(.badRequest, "header field without a name or colon")
         }
         let nameBytes = UnsafeBufferPointer(rebasing: line[0..<colon])
-        for b in nameBytes where !isTokenChar(b) {
-            throw HTTPParseError(.badRequest, "invalid character in header field name")
-        }
-        var vs = colon + 1, ve = line.count
-        while vs < ve, line[vs] == sp || line[vs] == ht { vs += 1 }
-        while ve > vs, line[ve - 1] == sp || line[ve - 1] == ht { ve -= 1 }
-        let value = UnsafeBufferPointer(rebasing: line[vs..<ve])
-        for b in value where (b < 0x20 && b != ht) || b == 0x7F {
-            throw HTTPParseError(.badRequest, "invalid character in header field value")
-        }
+        guard HeadBytes.isToken(nameBytes) else { throw HTTPParseError(.badRequest, "invalid character in header field name") }
+        let value = UnsafeBufferPointer(rebasing: line[HeadBytes.trimmed(line, colon + 1, line.count)])
+        guard HeadBytes.isFieldValue(value) else { throw HTTPParseError(.badRequest, "invalid character in header field value") }
         return (CommonHeaderStrings.name(nameBytes), CommonHeaderStrings.value(value))
     }
 
@@ -405,10 +397,4 @@ private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 
 /// RFC 9110 tchar.
 @inline(__always)
-func isTokenChar(_ b: UInt8) -> Bool {
-    switch b {
-    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
-    case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: true
-    default: false
-    }
-}
+func isTokenChar(_ b: UInt8) -> Bool { HeadBytes.isToken(b) }

@@ -154,24 +154,17 @@ public struct HTTP1ResponseDecoder {
 
     private mutating func findHeadEnd(_ b: UnsafeBufferPointer<UInt8>, from pos: Int) -> Int? {
         var i = pos + max(0, headScanned - 3)
-        while i < b.count {
-            if b[i] == 0x0A {
-                if i + 1 < b.count, b[i + 1] == 0x0A { return i + 2 }
-                if i + 2 < b.count, b[i + 1] == 0x0D, b[i + 2] == 0x0A { return i + 3 }
-            }
-            i += 1
+        while let at = HeadBytes.index(of: 0x0A, in: b, from: i, to: b.count) {
+            if at + 1 < b.count, b[at + 1] == 0x0A { return at + 2 }
+            if at + 2 < b.count, b[at + 1] == 0x0D, b[at + 2] == 0x0A { return at + 3 }
+            i = at + 1
         }
         headScanned = b.count - pos
         return nil
     }
 
     private func lineEnd(_ b: UnsafeBufferPointer<UInt8>, from pos: Int) -> Int? {
-        var i = pos
-        while i < b.count {
-            if b[i] == 0x0A { return i }
-            i += 1
-        }
-        return nil
+        HeadBytes.index(of: 0x0A, in: b, from: pos, to: b.count)
     }
 
     private mutating func parseHead(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(Failure) -> UpstreamHead {
@@ -180,8 +173,7 @@ public struct HTTP1ResponseDecoder {
         var headers = HTTPHeaders(capacity: 16)
         var first = true
         while lineStart < range.upperBound {
-            var lf = lineStart
-            while b[lf] != 0x0A { lf += 1 }
+            let lf = HeadBytes.index(of: 0x0A, in: b, from: lineStart, to: range.upperBound) ?? range.upperBound  // the head ends in LF
             var end = lf
             if end > lineStart, b[end - 1] == 0x0D { end -= 1 }
             let line = UnsafeBufferPointer(rebasing: b[lineStart..<end])
@@ -193,12 +185,14 @@ public struct HTTP1ResponseDecoder {
             }
             if line.isEmpty { break }
             if line[0] == 0x20 || line[0] == 0x09 { throw Failure("folded header field (obsolete line folding)") }
-            guard let field = UpstreamHeadReader.field(line) else { throw Failure("malformed header field line") }
-            for c in line[0..<line.firstIndex(of: 0x3A)!] where !isTokenChar(c) {
-                throw Failure("invalid character in a header field name")
+            guard let colon = HeadBytes.index(of: 0x3A, in: line, from: 0, to: line.count), colon > 0 else {
+                throw Failure("malformed header field line")
             }
-            if field.value.utf8.contains(where: { $0 == 0x0D || $0 == 0 }) { throw Failure("invalid character in a header field value") }
-            headers.add(field.name, field.value)
+            let name = UnsafeBufferPointer(rebasing: line[0..<colon])
+            guard HeadBytes.isToken(name) else { throw Failure("invalid character in a header field name") }
+            let value = UnsafeBufferPointer(rebasing: line[HeadBytes.trimmed(line, colon + 1, line.count)])
+            guard HeadBytes.hasNoCROrNUL(value) else { throw Failure("invalid character in a header field value") }
+            headers.add(CommonHeaderStrings.name(name), CommonHeaderStrings.value(value))
         }
         if status < 200 {
             if status == 101 { throw Failure("the provider switched protocols, which the proxy never asks for") }

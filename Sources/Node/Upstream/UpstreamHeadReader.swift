@@ -37,12 +37,9 @@ public struct UpstreamHeadReader {
     /// A `name: value` line (without its line end) as a lower-cased name and a value without surrounding
     /// whitespace; nil when there is no name before a colon.
     static func field(_ line: UnsafeBufferPointer<UInt8>) -> (name: String, value: String)? {
-        guard let colon = line.firstIndex(of: 0x3A), colon > 0 else { return nil }
+        guard let colon = HeadBytes.index(of: 0x3A, in: line, from: 0, to: line.count), colon > 0 else { return nil }
         let name = CommonHeaderStrings.name(UnsafeBufferPointer(rebasing: line[0..<colon]))
-        var vs = colon + 1, ve = line.count
-        while vs < ve, line[vs] == 0x20 || line[vs] == 0x09 { vs += 1 }
-        while ve > vs, line[ve - 1] == 0x20 || line[ve - 1] == 0x09 { ve -= 1 }
-        return (name, CommonHeaderStrings.value(UnsafeBufferPointer(rebasing: line[vs..<ve])))
+        return (name, CommonHeaderStrings.value(UnsafeBufferPointer(rebasing: line[HeadBytes.trimmed(line, colon + 1, line.count)])))
     }
 
     var head: UpstreamHead { UpstreamHead(status: status, headers: headers) }

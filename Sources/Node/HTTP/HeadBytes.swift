@@ -1,0 +1,89 @@
+import Glibc
+
+/// The byte scans both HTTP/1 parsers (requests from clients, responses from providers) make over a head:
+/// finding line ends and colons with `memchr` (vectorised in libc) and checking names and values a
+/// machine word at a time, instead of a bounds-checked loop per byte (bench/parsers.sh: a head's scan was
+/// most of a parser's time).
+enum HeadBytes {
+    /// The index of the first `byte` in `b[from..<to]`, or nil.
+    @inline(__always)
+    static func index(of byte: UInt8, in b: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Int? {
+        guard from < to, let base = b.baseAddress, let p = memchr(base + from, Int32(byte), to - from) else { return nil }
+        return base.distance(to: p.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// RFC 9110 `tchar` — `!#$%&'*+-.^_`|~`, digits and letters — as a 128-bit set: bytes 0–63, 64–127
+    /// (literals: a computed static would be a lazy global, checked on every use; a unit test rebuilds them).
+    static let tokenLow: UInt64 = 0x03ff_6cfa_0000_0000
+    static let tokenHigh: UInt64 = 0x57ff_ffff_c7ff_fffe
+
+    @inline(__always)
+    static func isToken(_ c: UInt8) -> Bool {
+        c < 64 ? (tokenLow >> UInt64(c)) & 1 == 1 : c < 128 && (tokenHigh >> UInt64(c - 64)) & 1 == 1
+    }
+
+    /// Every byte of `b` is a `tchar` (and there is at least one).
+    static func isToken(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !b.isEmpty else { return false }
+        let low = tokenLow, high = tokenHigh
+        for c in b {
+            let ok = c < 64 ? (low >> UInt64(c)) & 1 : c < 128 ? (high >> UInt64(c &- 64)) & 1 : 0
+            if ok == 0 { return false }
+        }
+        return true
+    }
+
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// The high bit of each byte of `w` that is zero — exact up to and including the first such byte
+    /// (a borrow can mark bytes after it), so "any" is exact.
+    @inline(__always)
+    private static func zeroBytes(_ w: UInt64) -> UInt64 { (w &- ones) & ~w & highs }
+
+    /// A field value as RFC 9110 allows it from a client: no control byte but HT, no DEL.
+    static func isFieldValue(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = b.baseAddress else { return true }
+        var i = 0
+        let raw = UnsafeRawPointer(base)
+        while i + 8 <= b.count {
+            let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            // Below 0x20, or DEL: the word check only says "maybe", the bytes decide (HT is allowed).
+            let control = (w &- ones &* 0x20) & ~w & highs
+            if control | zeroBytes(w ^ (ones &* 0x7F)) != 0 { break }
+            i += 8
+        }
+        while i < b.count {
+            let c = b[i]
+            if (c < 0x20 && c != 0x09) || c == 0x7F { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// No CR and no NUL in `b` (what the response decoder refuses in a provider's field value).
+    static func hasNoCROrNUL(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = b.baseAddress else { return true }
+        var i = 0
+        let raw = UnsafeRawPointer(base)
+        while i + 8 <= b.count {
+            let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if zeroBytes(w) | zeroBytes(w ^ (ones &* 0x0D)) != 0 { return false }
+            i += 8
+        }
+        while i < b.count {
+            if b[i] == 0x0D || b[i] == 0 { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// `b[from..<to]` without leading and trailing spaces and tabs.
+    @inline(__always)
+    static func trimmed(_ b: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Range<Int> {
+        var s = from, e = to
+        while s < e, b[s] == 0x20 || b[s] == 0x09 { s += 1 }
+        while e > s, b[e - 1] == 0x20 || b[e - 1] == 0x09 { e -= 1 }
+        return s..<e
+    }
+}
