@@ -24,21 +24,22 @@ public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
     let group: EventLoopGroup
     private let loopServers: [HTTPServerLoop]
-    let connectionCount = Atomic<Int>(0)
-    private let draining = Atomic<Bool>(false)
+    private let shared = HTTPServerShared()
     private let boundPort = Atomic<UInt16>(0)
 
     public init(group: EventLoopGroup, configuration: HTTPServerConfiguration, handler: any HTTPHandler) {
         self.group = group
         self.configuration = configuration
-        self.loopServers = group.loops.map { HTTPServerLoop(loop: $0, config: configuration, handler: handler) }
-        for s in loopServers { s.parent = self }
+        self.loopServers = group.loops.map { [shared] in HTTPServerLoop(loop: $0, config: configuration, handler: handler, shared: shared) }
     }
+
+    /// A server dropped without a drain: its loops stop keeping connections alive.
+    deinit { shared.draining.store(true, ordering: .relaxed) }
 
     /// The port actually bound (useful with port 0).
     public var port: UInt16 { boundPort.load(ordering: .relaxed) }
-    public var isDraining: Bool { draining.load(ordering: .relaxed) }
-    public var openConnections: Int { connectionCount.load(ordering: .relaxed) }
+    public var isDraining: Bool { shared.draining.load(ordering: .relaxed) }
+    public var openConnections: Int { shared.connectionCount.load(ordering: .relaxed) }
 
     /// Binds one listener per loop and starts accepting.
     public func start() throws {
@@ -73,22 +74,29 @@ public final class HTTPServer: Sendable {
     /// Announces the drain (`isDraining`: `/readyz` turns 503, keep-alive ends after each response) while
     /// still accepting, so a load balancer can notice before the listener goes away.
     public func beginDraining() {
-        draining.store(true, ordering: .relaxed)
+        shared.draining.store(true, ordering: .relaxed)
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `graceNanos`, then closes what is left.
     public func shutdown(graceNanos: UInt64) async {
-        draining.store(true, ordering: .relaxed)
+        shared.draining.store(true, ordering: .relaxed)
         for s in loopServers { s.loop.execute { s.beginDrain() } }
         let deadline = monotonicNanos() &+ graceNanos
-        while connectionCount.load(ordering: .relaxed) > 0 && monotonicNanos() < deadline {
+        while shared.connectionCount.load(ordering: .relaxed) > 0 && monotonicNanos() < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
         for s in loopServers { s.loop.execute { s.closeAll() } }
-        while connectionCount.load(ordering: .relaxed) > 0 {
+        while shared.connectionCount.load(ordering: .relaxed) > 0 {
             try? await Task.sleep(for: .milliseconds(5))
         }
     }
+}
+
+/// What the server and its loops share, held strongly by each (a loop reads `draining` twice a request: a
+/// `weak` back-reference to the server cost a weak load each time).
+final class HTTPServerShared: Sendable {
+    let connectionCount = Atomic<Int>(0)
+    let draining = Atomic<Bool>(false)
 }
 
 /// The part of the server that lives on one loop. Loop thread only (hence `@unchecked Sendable`).
@@ -96,7 +104,7 @@ final class HTTPServerLoop: EventHandler, @unchecked Sendable {
     let loop: EventLoop
     let config: HTTPServerConfiguration
     let handler: any HTTPHandler
-    weak var parent: HTTPServer?
+    private let shared: HTTPServerShared
     let dateCache = HTTPDateCache()
     private var listenFD: Int32 = -1
     private var connections: [ObjectIdentifier: HTTPConnection] = [:]
@@ -104,13 +112,14 @@ final class HTTPServerLoop: EventHandler, @unchecked Sendable {
     var requestsStarted = 0
     var requestsFinished = 0
 
-    init(loop: EventLoop, config: HTTPServerConfiguration, handler: any HTTPHandler) {
+    init(loop: EventLoop, config: HTTPServerConfiguration, handler: any HTTPHandler, shared: HTTPServerShared) {
         self.loop = loop
         self.config = config
         self.handler = handler
+        self.shared = shared
     }
 
-    var isDraining: Bool { parent?.isDraining ?? true }
+    var isDraining: Bool { shared.draining.load(ordering: .relaxed) }
 
     /// Sent, best effort, to a connection accepted over `maxConnections` before closing it.
     static let busyResponse: [UInt8] = {
@@ -126,7 +135,7 @@ final class HTTPServerLoop: EventHandler, @unchecked Sendable {
 
     /// Accepts pending connections (bounded per wake-up so one loop cannot hog a burst).
     func handleEvents(_ events: UInt32) {
-        guard listenFD >= 0, let parent else { return }
+        guard listenFD >= 0 else { return }
         for _ in 0..<64 {
             let accepted: IOResult<Int32>
             do {
@@ -136,7 +145,7 @@ final class HTTPServerLoop: EventHandler, @unchecked Sendable {
                 return
             }
             guard case .processed(let fd) = accepted else { return }
-            if parent.connectionCount.load(ordering: .relaxed) >= config.maxConnections {
+            if shared.connectionCount.load(ordering: .relaxed) >= config.maxConnections {
                 Self.busyResponse.withUnsafeBytes { p in _ = send(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL)) }
                 Sys.close(fd)
                 continue
@@ -149,20 +158,22 @@ final class HTTPServerLoop: EventHandler, @unchecked Sendable {
                 Sys.close(fd)
                 continue
             }
-            parent.connectionCount.add(1, ordering: .relaxed)
+            shared.connectionCount.add(1, ordering: .relaxed)
             connections[ObjectIdentifier(conn)] = conn
         }
     }
 
     func connectionClosed(_ conn: HTTPConnection) {
         if connections.removeValue(forKey: ObjectIdentifier(conn)) != nil {
-            parent?.connectionCount.subtract(1, ordering: .relaxed)
+            shared.connectionCount.subtract(1, ordering: .relaxed)
         }
     }
 
+    /// The sweep holds the server loop strongly, until it stops (no listener, no connections): a `weak`
+    /// capture would give this object a side table, and every connection's `unowned` access to it — a few
+    /// per request — would then take the runtime's slow path.
     private func scheduleSweep() {
-        sweepTimer = loop.schedule(afterNanos: 250_000_000) { [weak self] in
-            guard let self else { return }
+        sweepTimer = loop.schedule(afterNanos: 250_000_000) { [self] in
             let now = monotonicNanos()
             for conn in Array(connections.values) { conn.checkTimeout(now: now) }
             if listenFD >= 0 || !connections.isEmpty { scheduleSweep() }

@@ -81,9 +81,11 @@ final class PlainHTTPClient {
         }
     }
 
+    /// The deadline check and the idle sweep hold the client strongly, and stop when they have nothing to
+    /// watch: a `weak` capture would give the client a side table, and every connection's `unowned` access
+    /// to it would take the runtime's slow path.
     private func scheduleDeadlineCheck() {
-        deadlineTimer = loop.schedule(afterNanos: Self.deadlineCheckNanos) { [weak self] in
-            guard let self else { return }
+        deadlineTimer = loop.schedule(afterNanos: Self.deadlineCheckNanos) { [self] in
             deadlineTimer = nil
             let now = monotonicNanos()
             let due = timed.filter { $0.deadline <= now }  // (each may leave the list or move its deadline)
@@ -133,8 +135,7 @@ final class PlainHTTPClient {
     }
 
     private func scheduleSweep() {
-        sweepTimer = loop.schedule(afterNanos: min(idleLifetimeNanos, 5_000_000_000)) { [weak self] in
-            guard let self else { return }
+        sweepTimer = loop.schedule(afterNanos: min(idleLifetimeNanos, 5_000_000_000)) { [self] in
             sweepTimer = nil
             sweep(now: monotonicNanos())
             if idleCount > 0 { scheduleSweep() }
