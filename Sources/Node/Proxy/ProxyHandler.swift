@@ -1,3 +1,4 @@
+import Glibc
 import Storage
 
 /// Everything under `/v1/`: authenticate the virtual key, forward to its connection's provider with the
@@ -59,10 +60,8 @@ final class ProxyHandler: HTTPHandler {
     /// The client's key, as part of the header it came in (only hashed, so never copied).
     static func clientKey(_ h: HTTPHeaders) -> Substring? {
         if let auth = h["authorization"] {
-            // What every SDK sends, without splitting strings.
-            if auth.hasPrefix("Bearer "), auth.utf8.count > 7, !auth.utf8.dropFirst(7).contains(where: { $0 == 0x20 || $0 == 0x09 }) {
-                return Substring(auth.utf8.dropFirst(7))
-            }
+            // What every SDK sends — `Bearer ` and a token without blanks — checked on the bytes.
+            if isPlainBearer(auth) { return Substring(auth.utf8.dropFirst(7)) }
             let parts = auth.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].asciiCaseInsensitiveEquals("bearer") {
                 let k = parts[1].trimmingOWS()
@@ -72,6 +71,15 @@ final class ProxyHandler: HTTPHandler {
         if let k = h["x-api-key"], !k.isEmpty { return k[...] }
         if let k = h["api-key"], !k.isEmpty { return k[...] }
         return nil
+    }
+
+    /// `Bearer ` followed by at least one byte and no space or tab.
+    private static func isPlainBearer(_ auth: String) -> Bool {
+        var auth = auth
+        return auth.withUTF8 { b in
+            guard b.count > 7, let base = b.baseAddress, memcmp(base, "Bearer ", 7) == 0 else { return false }
+            return memchr(base + 7, 0x20, b.count - 7) == nil && memchr(base + 7, 0x09, b.count - 7) == nil
+        }
     }
 }
 

@@ -111,13 +111,16 @@ enum PlainHTTPRequest {
             let name = headers[i].0, value = headers[i].1
             let start = out.count
             out.appendUTF8(name)
-            // Checked as appended: a name of token characters, a value without control characters.
-            guard out.count > start, out[start...].allSatisfy(isTokenChar) else { throw InvalidHeader(name: name) }
             out.append(0x3A)
             out.append(0x20)
             let valueStart = out.count
             out.appendUTF8(value)
-            guard out[valueStart...].allSatisfy({ ($0 >= 0x20 || $0 == 0x09) && $0 != 0x7F }) else { throw InvalidHeader(name: name) }
+            // Checked as appended: a name of token characters, a value without control characters.
+            let valid = out.withUnsafeBufferPointer { b in
+                HeadBytes.isToken(UnsafeBufferPointer(rebasing: b[start..<(valueStart - 2)]))
+                    && HeadBytes.isFieldValue(UnsafeBufferPointer(rebasing: b[valueStart...]))
+            }
+            guard valid else { throw InvalidHeader(name: name) }
             out.append(0x0D)
             out.append(0x0A)
         }
