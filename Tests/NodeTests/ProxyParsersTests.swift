@@ -92,4 +92,18 @@ import Testing
         #expect(ProxyHandler.clientKey(["authorization": "Basic xyz"]) == nil)
         #expect(ProxyHandler.clientKey([:]) == nil)
     }
+
+    @Test func overheadIsWrittenAsMillisecondsWithOneDecimal() {
+        func text(_ nanos: UInt64) -> String {
+            var out: [UInt8] = []
+            appendMillis(nanos, to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        #expect(text(0) == "0.0")
+        #expect(text(99_999) == "0.0")
+        #expect(text(100_000) == "0.1")
+        #expect(text(1_000_000) == "1.0")
+        #expect(text(123_456_789) == "123.4")
+        #expect(text(UInt64.max) == "18446744073709.5")
+    }
 }

@@ -68,12 +68,13 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
         var isSSE = false, sawContentType = false, transferCoded = false
         var length: Int?
         for i in fields.indices {
-            switch fields[i].name {
-            case "content-type" where !sawContentType:
+            let name = fields[i].name
+            switch name.utf8.count {  // by length first: a string comparison each only where it can match
+            case 12 where !sawContentType && name == "content-type":
                 sawContentType = true
                 isSSE = fields[i].value.utf8.starts(with: "text/event-stream".utf8)
-            case "content-length" where length == nil: length = Int(fields[i].value)
-            case "transfer-encoding": transferCoded = true
+            case 14 where length == nil && name == "content-length": length = Int(fields[i].value)
+            case 17 where name == "transfer-encoding": transferCoded = true
             default: break
             }
         }
@@ -90,12 +91,17 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
         response.writeHead(status: head.status, contentLength: isSSE && hideUsageChunk ? nil : declaredLength) { out in
             for i in fields.indices {
                 let name = fields[i].name
-                if ProviderRouting.droppedResponseHeaders.contains(name) || name == "x-request-id" || name == "content-length" { continue }
+                if ProviderRouting.droppedResponseHeaders.contains(name) { continue }
+                let n = name.utf8.count
+                if (n == 12 && name == "x-request-id") || (n == 14 && name == "content-length") { continue }
                 out.appendField(name, fields[i].value)
             }
             out.appendField("x-request-id", requestID)
             for i in extraHeaders.indices { out.appendField(extraHeaders[i].0, extraHeaders[i].1) }
-            out.appendField("x-llm-proxy-overhead-ms", formatMillis(monotonicNanos() - started))
+            out.append(contentsOf: "x-llm-proxy-overhead-ms: ".utf8)
+            appendMillis(monotonicNanos() - started, to: &out)
+            out.append(0x0D)
+            out.append(0x0A)
         }
     }
 
@@ -187,7 +193,21 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
     }
 }
 
-func formatMillis(_ nanos: UInt64) -> String {
+/// `nanos` as milliseconds with one decimal (`12.3`), written as digits (no string made on the way).
+func appendMillis(_ nanos: UInt64, to out: inout [UInt8]) {
     let tenths = nanos / 100_000
-    return "\(tenths / 10).\(tenths % 10)"
+    var whole = tenths / 10
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var n = 0
+    withUnsafeMutableBytes(of: &digits) { d in
+        repeat {
+            d[n] = UInt8(0x30 + whole % 10)
+            whole /= 10
+            n += 1
+        } while whole > 0
+        for k in stride(from: n - 1, through: 0, by: -1) { out.append(d[k]) }
+    }
+    out.append(0x2E)
+    out.append(UInt8(0x30 + tenths % 10))
 }
