@@ -62,7 +62,11 @@ import TestSupport
         let lbPort = cluster.lbPort
         let before = try cluster.usageRequests()
         let load = SteadyLoad(clients: 3) { cluster.request(port: lbPort) }
-        usleep(500_000)  // every node has the key cached
+        // Every node has the key cached before the store goes (a fixed half second was not always enough
+        // for the balancer to have sent each node a request and each its key lookup to come back).
+        let cached = cluster.waitForCachedKeysOnEveryNode()
+        if !cached { _ = load.stop() }
+        try #require(cached, "a node never cached the key: \(cluster.ports.indices.map { cluster.cachedKeys($0) ?? -1 })")
         try cluster.stopDatabase()
         usleep(2_000_000)
         try cluster.startDatabase()

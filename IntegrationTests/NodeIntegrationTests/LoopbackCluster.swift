@@ -126,6 +126,25 @@ final class LoopbackCluster: @unchecked Sendable {
         return text.contains("\"limiter\":\"global\"") ? "global" : "local"
     }
 
+    /// How many keys node `i` has cached, from its admin-detailed `/readyz`.
+    func cachedKeys(_ i: Int) -> Int? {
+        guard let c = try? RawHTTPClient(port: ports[i]),
+              (try? c.send("GET /readyz HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(Self.adminKey)\r\n\r\n")) != nil,
+              let text = try? c.readResponse().bodyText,
+              let r = text.range(of: "\"cached_keys\":") else { return nil }
+        return Int(text[r.upperBound...].prefix(while: \.isNumber))
+    }
+
+    /// Waits until every node has at least one key cached; false after `timeout` seconds.
+    func waitForCachedKeysOnEveryNode(timeout: TimeInterval = 15) -> Bool {
+        let t0 = Date()
+        while Date().timeIntervalSince(t0) < timeout {
+            if ports.indices.allSatisfy({ (cachedKeys($0) ?? 0) > 0 }) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
     func usageRequests() throws -> Int {
         let r = try runCommand(BuiltProducts.path("llm-proxy"), ["usage", "--output", "json"], environment: env)
         let rows = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]) ?? []
