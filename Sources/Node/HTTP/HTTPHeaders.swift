@@ -1,31 +1,182 @@
-/// An ordered list of header fields. Names from the parser are lower-case; lookups ignore ASCII case.
-public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
-    public private(set) var fields: [(name: String, value: String)]
+import Glibc
 
-    public init() { fields = [] }
+/// An ordered list of header fields, kept as bytes: every name and value back to back in one buffer, and
+/// per field where it starts and how long its name and value are. Names from the parsers are lower-case;
+/// lookups ignore ASCII case.
+///
+/// Bytes rather than a `(String, String)` per field: a parsed head is two allocations whatever its field
+/// count (a string longer than 15 bytes was one each, and every copy or release of the list retained or
+/// released each string), and the proxy path copies fields from one head to the next byte for byte
+/// (`appendFields`, `appendLines`) without making a string at all. `fields`, the subscript and iteration
+/// make strings on demand, for everything off the hot path.
+public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral, Equatable {
+    /// Where one field's bytes are: its name at `start`, its value right after.
+    struct Span: Sendable {
+        var start: Int32
+        var nameCount: Int32
+        var valueCount: Int32
+    }
+
+    private var bytes: [UInt8] = []
+    private var spans: [Span] = []
+
+    public init() {}
     /// Room for `capacity` fields up front (a head is built field by field; growing costs a copy each time).
     public init(capacity: Int) {
-        fields = []
-        fields.reserveCapacity(capacity)
+        spans.reserveCapacity(capacity)
+        bytes.reserveCapacity(capacity * 32)
     }
-    public init(_ fields: [(String, String)]) { self.fields = fields.map { (name: $0.0, value: $0.1) } }
-    public init(fields: [(name: String, value: String)]) { self.fields = fields }
+    public init(_ fields: [(String, String)]) {
+        for (name, value) in fields { add(name, value) }
+    }
+    public init(fields: [(name: String, value: String)]) {
+        for f in fields { add(f.name, f.value) }
+    }
     public init(dictionaryLiteral elements: (String, String)...) { self.init(elements) }
+    public init(arrayLiteral elements: (String, String)...) { self.init(elements) }
 
-    public var count: Int { fields.count }
+    public var count: Int { spans.count }
+
+    /// The fields as strings (made on each call: for code off the hot path).
+    public var fields: [(name: String, value: String)] {
+        bytes.withUnsafeBufferPointer { b in
+            spans.map { s in
+                (String(decoding: UnsafeBufferPointer(rebasing: b[Int(s.start)..<Int(s.start + s.nameCount)]), as: UTF8.self),
+                 String(decoding: UnsafeBufferPointer(rebasing: b[Int(s.start + s.nameCount)..<Int(s.start + s.nameCount + s.valueCount)]), as: UTF8.self))
+            }
+        }
+    }
+
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
+
+    public static func == (a: HTTPHeaders, b: HTTPHeaders) -> Bool {
+        guard a.count == b.count else { return false }
+        var equal = true
+        a.forEachField { i, an, av in
+            guard equal else { return }
+            b.withField(i) { bn, bv in equal = an.elementsEqual(bn) && av.elementsEqual(bv) }
+        }
+        return equal
+    }
+
+    // MARK: Bytes (the hot path)
+
+    /// Appends a field from raw bytes; the name lower-cased when `lowercasingName`.
+    mutating func append(name: UnsafeBufferPointer<UInt8>, lowercasingName: Bool, value: UnsafeBufferPointer<UInt8>) {
+        let start = bytes.count
+        bytes.append(contentsOf: name)
+        if lowercasingName {
+            bytes.withUnsafeMutableBufferPointer { b in
+                for i in start..<(start + name.count) where b[i] >= 0x41 && b[i] <= 0x5A { b[i] |= 0x20 }
+            }
+        }
+        bytes.append(contentsOf: value)
+        spans.append(Span(start: Int32(start), nameCount: Int32(name.count), valueCount: Int32(value.count)))
+    }
+
+    /// Calls `body` with each field's index, name and value bytes, in order.
+    func forEachField(_ body: (Int, UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) throws -> Void) rethrows {
+        try bytes.withUnsafeBufferPointer { b in
+            for i in spans.indices {
+                let s = spans[i]
+                let nameEnd = Int(s.start + s.nameCount)
+                try body(i, UnsafeBufferPointer(rebasing: b[Int(s.start)..<nameEnd]),
+                         UnsafeBufferPointer(rebasing: b[nameEnd..<(nameEnd + Int(s.valueCount))]))
+            }
+        }
+    }
+
+    /// `body` with the name and value bytes of field `i`.
+    func withField<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        let s = spans[i]
+        return try bytes.withUnsafeBufferPointer { b in
+            let nameEnd = Int(s.start + s.nameCount)
+            return try body(UnsafeBufferPointer(rebasing: b[Int(s.start)..<nameEnd]),
+                            UnsafeBufferPointer(rebasing: b[nameEnd..<(nameEnd + Int(s.valueCount))]))
+        }
+    }
+
+    /// The index of the first field called `name` (ASCII case ignored), or nil.
+    func index(of name: StaticString) -> Int? {
+        let n = name.utf8CodeUnitCount
+        return bytes.withUnsafeBufferPointer { b -> Int? in
+            for i in spans.indices where Int(spans[i].nameCount) == n {
+                if Self.equalIgnoringCase(b.baseAddress! + Int(spans[i].start), name.utf8Start, n) { return i }
+            }
+            return nil
+        }
+    }
+
+    /// `body` with the value bytes of the first field called `name`, or nil when there is none.
+    func withValue<R>(of name: StaticString, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
+        guard let i = index(of: name) else { return nil }
+        return try withField(i) { _, value in try body(value) }
+    }
+
+    /// Appends the fields as `name: value` CRLF lines, leaving out those `skip` names (it sees the name's
+    /// bytes as stored).
+    func appendLines(to out: inout [UInt8], skip: (UnsafeBufferPointer<UInt8>) -> Bool = { _ in false }) {
+        forEachField { _, name, value in
+            if skip(name) { return }
+            out.append(contentsOf: name)
+            out.append(0x3A)
+            out.append(0x20)
+            out.append(contentsOf: value)
+            out.append(0x0D)
+            out.append(0x0A)
+        }
+    }
+
+    /// Appends to `other` the fields `skip` does not leave out, byte for byte.
+    func appendFields(to other: inout HTTPHeaders, skip: (UnsafeBufferPointer<UInt8>) -> Bool) {
+        forEachField { _, name, value in
+            if !skip(name) { other.append(name: name, lowercasingName: false, value: value) }
+        }
+    }
+
+    /// The bytes every field takes as `name: value` CRLF lines.
+    var lineBytes: Int { bytes.count + 4 * spans.count }
+
+    /// Equal bytes, ignoring ASCII case (`literal` may be in either case).
+    @inline(__always)
+    static func equalIgnoringCase(_ a: UnsafePointer<UInt8>, _ literal: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+        var j = 0
+        while j < n, a[j] == literal[j] || (a[j] | 0x20 == literal[j] | 0x20 && (a[j] | 0x20) >= 0x61 && (a[j] | 0x20) <= 0x7A) { j += 1 }
+        return j == n
+    }
+
+    /// `bytes` equals the lower-case `literal`, ignoring ASCII case.
+    @inline(__always)
+    static func isName(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        bytes.count == literal.utf8CodeUnitCount && equalIgnoringCase(bytes.baseAddress!, literal.utf8Start, bytes.count)
+    }
+
+    // MARK: Strings (everything else)
 
     /// The first value of `name`, or nil.
     public subscript(name: String) -> String? {
-        // By index: iterating the fields would copy (retain and release) every name and value on the way.
-        for i in fields.indices where fields[i].name.asciiCaseInsensitiveEquals(name) { return fields[i].value }
-        return nil
+        guard let i = index(ofName: name) else { return nil }
+        return withField(i) { _, value in String(decoding: value, as: UTF8.self) }
     }
 
-    public func contains(_ name: String) -> Bool { self[name] != nil }
+    private func index(ofName name: String) -> Int? {
+        var name = name
+        return name.withUTF8 { n -> Int? in
+            guard let np = n.baseAddress else { return nil }
+            return bytes.withUnsafeBufferPointer { b -> Int? in
+                for i in spans.indices where Int(spans[i].nameCount) == n.count {
+                    if Self.equalIgnoringCase(b.baseAddress! + Int(spans[i].start), np, n.count) { return i }
+                }
+                return nil
+            }
+        }
+    }
+
+    public func contains(_ name: String) -> Bool { index(ofName: name) != nil }
 
     public mutating func add(_ name: String, _ value: String) {
-        fields.append((name: name, value: value))
+        var name = name, value = value
+        name.withUTF8 { n in value.withUTF8 { v in append(name: n, lowercasingName: false, value: v) } }
     }
 
     /// Replaces every field called `name` with one field.
@@ -35,7 +186,9 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     }
 
     public mutating func remove(_ name: String) {
-        fields.removeAll { $0.name.asciiCaseInsensitiveEquals(name) }
+        guard index(ofName: name) != nil else { return }
+        let kept = fields.filter { !$0.name.asciiCaseInsensitiveEquals(name) }
+        self = HTTPHeaders(fields: kept)
     }
 }
 

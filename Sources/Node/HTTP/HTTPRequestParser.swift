@@ -178,8 +178,7 @@ public struct HTTPRequestParser {
     private func parseHeadLines(_ block: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> HTTPRequestHead {
         guard let firstLF = block.firstIndex(of: lf) else { throw HTTPParseError(.badRequest, "empty request") }
         var head = try parseRequestLine(UnsafeBufferPointer(rebasing: block[0..<(firstLF - 1)]))
-        var fields: [(name: String, value: String)] = []
-        fields.reserveCapacity(16)
+        var headers = HTTPHeaders(capacity: 16)
         var contentLength: Int?
         var transferCodings: [Substring] = []
         var sawTE = false
@@ -192,43 +191,42 @@ public struct HTTPRequestParser {
             let lineEnd = HeadBytes.index(of: lf, in: block, from: lineStart, to: block.count) ?? block.count
             let line = UnsafeBufferPointer(rebasing: block[lineStart..<(lineEnd - 1)])
             lineStart = lineEnd + 1
-            if fields.count == limits.maxHeaderCount {
+            if headers.count == limits.maxHeaderCount {
                 throw HTTPParseError(.headersTooLarge, "more than \(limits.maxHeaderCount) header fields")
             }
             if let first = line.first, first == sp || first == ht {
                 throw HTTPParseError(.badRequest, "obsolete line folding in header fields is not allowed")
             }
             let (name, value) = try parseField(line)
-            // By length first: comparing every name with five literals was a string comparison each.
-            switch name.utf8.count {
-            case 14 where name == "content-length":
+            // The fields that frame the request, by length first (no string is made for the others).
+            switch name.count {
+            case 14 where HTTPHeaders.isName(name, "content-length"):
                 if contentLength != nil { throw HTTPParseError(.badRequest, "more than one Content-Length") }
-                guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                      let n = Int(value) else {
-                    throw HTTPParseError(.badRequest, "invalid Content-Length \"\(value.prefix(40))\"")
+                guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                    throw HTTPParseError(.badRequest, "invalid Content-Length \"\(String(decoding: value.prefix(40), as: UTF8.self))\"")
                 }
-                contentLength = n
-            case 17 where name == "transfer-encoding":
+                contentLength = value.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            case 17 where HTTPHeaders.isName(name, "transfer-encoding"):
                 sawTE = true
-                for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+                for part in String(decoding: value, as: UTF8.self).split(separator: ",", omittingEmptySubsequences: false) {
                     let t = part.trimmingOWS()
                     if t.isEmpty { throw HTTPParseError(.badRequest, "empty transfer coding") }
                     transferCodings.append(t)
                 }
-            case 4 where name == "host":
+            case 4 where HTTPHeaders.isName(name, "host"):
                 hostCount += 1
-            case 10 where name == "connection":
-                for part in value.split(separator: ",") {
+            case 10 where HTTPHeaders.isName(name, "connection"):
+                for part in String(decoding: value, as: UTF8.self).split(separator: ",") {
                     let t = part.trimmingOWS()
                     if t.asciiCaseInsensitiveEquals("close") { connectionClose = true }
                     if t.asciiCaseInsensitiveEquals("keep-alive") { connectionKeepAlive = true }
                 }
-            case 6 where name == "expect":
-                expect = value
+            case 6 where HTTPHeaders.isName(name, "expect"):
+                expect = String(decoding: value, as: UTF8.self)
             default:
                 break
             }
-            fields.append((name: name, value: value))
+            headers.append(name: name, lowercasingName: true, value: value)
         }
         if head.version == .http11 && hostCount != 1 {
             throw HTTPParseError(.badRequest, hostCount == 0 ? "missing Host header" : "more than one Host header")
@@ -258,7 +256,7 @@ public struct HTTPRequestParser {
             head.expectContinue = head.version == .http11 && head.framing != .none
         }
         head.keepAlive = head.version == .http11 ? !connectionClose : (connectionKeepAlive && !connectionClose)
-        head.headers = HTTPHeaders(fields: fields)
+        head.headers = headers
         return head
     }
 
@@ -288,7 +286,7 @@ public struct HTTPRequestParser {
         } else {
             throw HTTPParseError(.badRequest, "malformed HTTP version")
         }
-        var target = (targetBytes.count > 15 ? CommonHeaderStrings.paths.lookup(targetBytes) : nil) ?? String(decoding: targetBytes, as: UTF8.self)
+        var target = (targetBytes.count > 15 ? CommonRequestTargets.paths.lookup(targetBytes) : nil) ?? String(decoding: targetBytes, as: UTF8.self)
         let method = HTTPMethod(String(decoding: methodBytes, as: UTF8.self))
         if target.first != "/" {
             if target == "*" && method == .OPTIONS {
@@ -313,8 +311,9 @@ public struct HTTPRequestParser {
         return nil
     }
 
-    /// One `name: value` field; the name is returned lower-cased, the value without surrounding whitespace.
-    private func parseField(_ line: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> (String, String) {
+    /// One `name: value` field: the name's bytes (checked to be a token) and the value's without
+    /// surrounding whitespace (checked for control bytes).
+    private func parseField(_ line: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) {
         guard let colon = HeadBytes.index(of: 0x3A, in: line, from: 0, to: line.count), colon > 0 else {
             throw HTTPParseError(.badRequest, "header field without a name or colon")
         }
@@ -322,7 +321,7 @@ public struct HTTPRequestParser {
         guard HeadBytes.isToken(nameBytes) else { throw HTTPParseError(.badRequest, "invalid character in header field name") }
         let value = UnsafeBufferPointer(rebasing: line[HeadBytes.trimmed(line, colon + 1, line.count)])
         guard HeadBytes.isFieldValue(value) else { throw HTTPParseError(.badRequest, "invalid character in header field value") }
-        return (CommonHeaderStrings.name(nameBytes), CommonHeaderStrings.value(value))
+        return (nameBytes, value)
     }
 
     // MARK: Chunks
@@ -373,7 +372,7 @@ public struct HTTPRequestHead: Sendable, Equatable {
 
     public static func == (a: HTTPRequestHead, b: HTTPRequestHead) -> Bool {
         a.method == b.method && a.target == b.target && a.version == b.version && a.framing == b.framing
-            && a.keepAlive == b.keepAlive && a.headers.fields.elementsEqual(b.headers.fields, by: { $0 == $1 })
+            && a.keepAlive == b.keepAlive && a.headers == b.headers
     }
 }
 

@@ -67,9 +67,7 @@ public final class HTTPResponseWriter: @unchecked Sendable {
         guard case .initial = state else { return }
         self.status = status
         var bytes: [UInt8] = []
-        var size = 160
-        for i in headers.fields.indices { size += headers.fields[i].name.utf8.count + headers.fields[i].value.utf8.count + 4 }
-        bytes.reserveCapacity(size + (isHead ? 0 : body.count))
+        bytes.reserveCapacity(160 + headers.lineBytes + (isHead ? 0 : body.count))
         headBytes(into: &bytes, status: status, framing: Self.bodyAllowed(status) ? .length(body.count) : .none) { Self.appendFields(headers, to: &$0) }
         if !isHead && Self.bodyAllowed(status) { bytes.append(contentsOf: body) }
         bytesWritten = body.count
@@ -209,14 +207,9 @@ public final class HTTPResponseWriter: @unchecked Sendable {
     /// Appends `headers` as `name: value` lines, leaving out the framing and connection fields the writer
     /// sets itself.
     static func appendFields(_ headers: HTTPHeaders, to out: inout [UInt8]) {
-        let fields = headers.fields
-        for i in fields.indices {
-            let name = fields[i].name
-            if name.asciiCaseInsensitiveEquals("content-length") || name.asciiCaseInsensitiveEquals("transfer-encoding")
-                || name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("keep-alive") {
-                continue
-            }
-            out.appendField(name, fields[i].value)
+        headers.appendLines(to: &out) { name in
+            HTTPHeaders.isName(name, "content-length") || HTTPHeaders.isName(name, "transfer-encoding")
+                || HTTPHeaders.isName(name, "connection") || HTTPHeaders.isName(name, "keep-alive")
         }
     }
 

@@ -3,7 +3,7 @@ import Glibc
 /// A fixed set of string literals, looked up by the bytes of a candidate: grouped by length, compared with
 /// `memcmp` — no hashing, no `String` made from the candidate. Given as `String` literals, which stay
 /// immortal (returning one costs no allocation); their bytes are copied once into `blob`. Serves the
-/// parsers' common strings (`CommonHeaderStrings`) and the proxy's sets of header names to drop.
+/// request parser's API paths (`CommonRequestTargets`) and the proxy's sets of header names to drop.
 struct LiteralTable: Sendable {
     private let blob: [UInt8]
     /// For each length, the offsets in `blob` of the literals of that length, and the literals.
@@ -39,6 +39,9 @@ struct LiteralTable: Sendable {
             return nil
         }
     }
+
+    /// Whether `bytes` are one of the literals (exact bytes; the parsers keep names lower-case).
+    func contains(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { lookup(bytes) != nil }
 
     /// Whether `name` is one of the literals (exact bytes; the parsers give names lower-case).
     func contains(_ name: String) -> Bool {

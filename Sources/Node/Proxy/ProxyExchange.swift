@@ -46,11 +46,10 @@ final class ProxyExchange: @unchecked Sendable {
 
     /// Authenticate: the key from the cache, or from the store in a task.
     func start() {
-        guard let secret = ProxyHandler.clientKey(request.headers) else {
+        guard let hash = ProxyHandler.clientKeyDigest(request.headers) else {
             return fail(ProxyError(status: 401, type: "invalid_request_error", code: "invalid_api_key",
                                    message: "missing API key: send a virtual key as Authorization: Bearer, x-api-key or api-key"))
         }
-        let hash = Crypto.sha256Digest(secret)
         switch proxy.keys.lookup(hash) {
         case .hit(let key): authorized(key)
         case .unknown: failUnknownKey()
@@ -134,16 +133,15 @@ final class ProxyExchange: @unchecked Sendable {
             body = injected
             hideUsageChunk = true
         }
-        let fields = request.headers.fields
-        var headers: [(String, String)] = []
-        headers.reserveCapacity(fields.count + 3)
-        for i in fields.indices where !ProviderRouting.droppedRequestHeaders.contains(fields[i].name) && fields[i].name != "x-request-id" {
-            headers.append((fields[i].name, fields[i].value))
+        // The client's fields, byte for byte, less the hop's own and its key; then the provider's key.
+        var headers = HTTPHeaders(capacity: request.headers.count + 3)
+        request.headers.appendFields(to: &headers) { name in
+            ProviderRouting.droppedRequestHeaders.contains(name) || HTTPHeaders.isName(name, "x-request-id")
         }
-        headers.append(rk.upstreamAuth)
-        headers.append(("x-request-id", requestID))
-        if rk.connection.provider == .anthropic, request.headers["anthropic-version"] == nil {
-            headers.append(("anthropic-version", "2023-06-01"))
+        headers.add(rk.upstreamAuth.0, rk.upstreamAuth.1)
+        headers.add("x-request-id", requestID)
+        if rk.connection.provider == .anthropic, request.headers.index(of: "anthropic-version") == nil {
+            headers.add("anthropic-version", "2023-06-01")
         }
         let transfer = proxy.upstreams.call(on: response.loop, method: request.method, endpoint: rk.endpoint, suffix: suffix, headers: headers, body: body)
         let relay = Relay(response: response, transfer: transfer, hideUsageChunk: hideUsageChunk, requestID: requestID,

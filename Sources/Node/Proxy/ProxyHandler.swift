@@ -73,13 +73,27 @@ final class ProxyHandler: HTTPHandler {
         return nil
     }
 
+    /// The SHA-256 of the client's key (what the key cache is keyed by), hashed straight from the header's
+    /// bytes in the usual case — `Authorization: Bearer <key>` — with no string made.
+    static func clientKeyDigest(_ h: HTTPHeaders) -> SHA256Digest? {
+        if let digest = h.withValue(of: "authorization", { v -> SHA256Digest? in
+            guard isPlainBearer(v) else { return nil }
+            return Crypto.sha256Digest(UnsafeBufferPointer(rebasing: v[7...]))
+        }), let digest {
+            return digest
+        }
+        return clientKey(h).map(Crypto.sha256Digest)
+    }
+
     /// `Bearer ` followed by at least one byte and no space or tab.
+    private static func isPlainBearer(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard b.count > 7, let base = b.baseAddress, memcmp(base, "Bearer ", 7) == 0 else { return false }
+        return memchr(base + 7, 0x20, b.count - 7) == nil && memchr(base + 7, 0x09, b.count - 7) == nil
+    }
+
     private static func isPlainBearer(_ auth: String) -> Bool {
         var auth = auth
-        return auth.withUTF8 { b in
-            guard b.count > 7, let base = b.baseAddress, memcmp(base, "Bearer ", 7) == 0 else { return false }
-            return memchr(base + 7, 0x20, b.count - 7) == nil && memchr(base + 7, 0x09, b.count - 7) == nil
-        }
+        return auth.withUTF8 { isPlainBearer($0) }
     }
 }
 

@@ -63,18 +63,17 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
 
     func upstreamHead(_ head: UpstreamHead) {
         status = head.status
-        // First the framing and the content type (by index: no copies of the fields).
-        let fields = head.headers.fields
+        // First the framing and the content type, on the fields' bytes (by name length first).
         var isSSE = false, sawContentType = false, transferCoded = false
         var length: Int?
-        for i in fields.indices {
-            let name = fields[i].name
-            switch name.utf8.count {  // by length first: a string comparison each only where it can match
-            case 12 where !sawContentType && name == "content-type":
+        head.headers.forEachField { _, name, value in
+            switch name.count {
+            case 12 where !sawContentType && HTTPHeaders.isName(name, "content-type"):
                 sawContentType = true
-                isSSE = fields[i].value.utf8.starts(with: "text/event-stream".utf8)
-            case 14 where length == nil && name == "content-length": length = Int(fields[i].value)
-            case 17 where name == "transfer-encoding": transferCoded = true
+                isSSE = value.starts(with: "text/event-stream".utf8)
+            case 14 where length == nil && HTTPHeaders.isName(name, "content-length"):
+                length = HTTP1ResponseDecoder.plainLength(value) ?? Int(String(decoding: value, as: UTF8.self))
+            case 17 where HTTPHeaders.isName(name, "transfer-encoding"): transferCoded = true
             default: break
             }
         }
@@ -89,12 +88,9 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
         // own, our request id, the rate-limit fields, our overhead. The body keeps its length unless usage
         // chunks are taken out of a stream.
         response.writeHead(status: head.status, contentLength: isSSE && hideUsageChunk ? nil : declaredLength) { out in
-            for i in fields.indices {
-                let name = fields[i].name
-                if ProviderRouting.droppedResponseHeaders.contains(name) { continue }
-                let n = name.utf8.count
-                if (n == 12 && name == "x-request-id") || (n == 14 && name == "content-length") { continue }
-                out.appendField(name, fields[i].value)
+            head.headers.appendLines(to: &out) { name in
+                ProviderRouting.droppedResponseHeaders.contains(name) || HTTPHeaders.isName(name, "x-request-id")
+                    || HTTPHeaders.isName(name, "content-length")
             }
             out.appendField("x-request-id", requestID)
             for i in extraHeaders.indices { out.appendField(extraHeaders[i].0, extraHeaders[i].1) }

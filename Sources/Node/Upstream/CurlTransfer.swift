@@ -18,7 +18,7 @@ final class CurlTransfer: UpstreamCall {
 
     var delegate: (any UpstreamCallDelegate)?
 
-    init(multi: CurlMulti, method: HTTPMethod, url: String, headers: [(String, String)], body: [UInt8], timeouts: UpstreamTimeouts) {
+    init(multi: CurlMulti, method: HTTPMethod, url: String, headers: HTTPHeaders, body: [UInt8], timeouts: UpstreamTimeouts) {
         self.multi = multi
         self.body = body
         easy = multi.makeEasyHandle()
@@ -37,12 +37,12 @@ final class CurlTransfer: UpstreamCall {
         var list: UnsafeMutablePointer<curl_slist>?
         var line: [UInt8] = []
         line.reserveCapacity(256)
-        for (name, value) in headers {
+        headers.forEachField { _, name, value in
             line.removeAll(keepingCapacity: true)
-            line.append(contentsOf: name.utf8)
+            line.append(contentsOf: name)
             line.append(0x3A)
             line.append(0x20)
-            line.append(contentsOf: value.utf8)
+            line.append(contentsOf: value)
             line.append(0)
             line.withUnsafeBytes { list = curl_slist_append(list, $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }  // copied by curl
         }

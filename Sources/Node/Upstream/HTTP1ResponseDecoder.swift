@@ -171,6 +171,7 @@ public struct HTTP1ResponseDecoder {
         var lineStart = range.lowerBound
         var minor = 1
         var headers = HTTPHeaders(capacity: 16)
+        var framingFields = FramingFields()
         var first = true
         while lineStart < range.upperBound {
             let lf = HeadBytes.index(of: 0x0A, in: b, from: lineStart, to: range.upperBound) ?? range.upperBound  // the head ends in LF
@@ -192,48 +193,55 @@ public struct HTTP1ResponseDecoder {
             guard HeadBytes.isToken(name) else { throw Failure("invalid character in a header field name") }
             let value = UnsafeBufferPointer(rebasing: line[HeadBytes.trimmed(line, colon + 1, line.count)])
             guard HeadBytes.hasNoCROrNUL(value) else { throw Failure("invalid character in a header field value") }
-            headers.add(CommonHeaderStrings.name(name), CommonHeaderStrings.value(value))
+            try framingFields.take(name, value)
+            headers.append(name: name, lowercasingName: true, value: value)
         }
         if status < 200 {
             if status == 101 { throw Failure("the provider switched protocols, which the proxy never asks for") }
             return UpstreamHead(status: status, headers: headers)
         }
-        try decideFraming(headers, minor: minor)
+        decideFraming(framingFields, minor: minor)
         return UpstreamHead(status: status, headers: headers)
     }
 
-    private mutating func decideFraming(_ headers: HTTPHeaders, minor: Int) throws(Failure) {
-        // One pass over the fields for the three that frame the body (names are lower-case here).
+    /// What the three fields that frame a body said, read as the head is parsed.
+    struct FramingFields {
         var close = false, keepAliveToken = false
         var lastCoding: Substring?
         var length: Int?
         var sawLength = false
-        for (name, value) in headers.fields {
-            switch name.utf8.count {
-            case 10 where name == "connection":
-                close = close || Self.listContains(value, "close")
-                keepAliveToken = keepAliveToken || Self.listContains(value, "keep-alive")
-            case 14 where name == "content-length":
+
+        mutating func take(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) throws(Failure) {
+            switch name.count {  // by length first: most fields are none of the three
+            case 10 where HTTPHeaders.isName(name, "connection"):
+                close = close || HTTP1ResponseDecoder.listContains(value, "close")
+                keepAliveToken = keepAliveToken || HTTP1ResponseDecoder.listContains(value, "keep-alive")
+            case 14 where HTTPHeaders.isName(name, "content-length"):
                 sawLength = true
-                if let n = Self.plainLength(value) {  // the usual case: digits only, nothing to split
+                if let n = HTTP1ResponseDecoder.plainLength(value) {  // the usual case: digits only, nothing to split
                     if let l = length, l != n { throw Failure("conflicting content-length values") }
                     length = n
-                    continue
+                    return
                 }
-                for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+                let text = String(decoding: value, as: UTF8.self)
+                for part in text.split(separator: ",", omittingEmptySubsequences: false) {
                     let digits = part.trimmingOWS()
                     guard !digits.isEmpty, digits.utf8.count <= 15, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(digits) else {
-                        throw Failure("invalid content-length \"\(value.prefix(40))\"")
+                        throw Failure("invalid content-length \"\(text.prefix(40))\"")
                     }
                     if let l = length, l != n { throw Failure("conflicting content-length values") }
                     length = n
                 }
-            case 17 where name == "transfer-encoding":
-                lastCoding = value.split(separator: ",").last.map { $0.trimmingOWS() } ?? ""
+            case 17 where HTTPHeaders.isName(name, "transfer-encoding"):
+                lastCoding = String(decoding: value, as: UTF8.self).split(separator: ",").last.map { $0.trimmingOWS() } ?? ""
             default:
-                continue
+                return
             }
         }
+    }
+
+    private mutating func decideFraming(_ f: FramingFields, minor: Int) {
+        let close = f.close, keepAliveToken = f.keepAliveToken, lastCoding = f.lastCoding, sawLength = f.sawLength
         keepAlive = minor >= 1 ? !close : keepAliveToken && !close
         if requestWasHEAD || status == 204 || status == 304 {
             framing = .none
@@ -253,7 +261,7 @@ public struct HTTP1ResponseDecoder {
             if sawLength { keepAlive = false }
             return
         }
-        guard let length else {
+        guard let length = f.length else {
             framing = .untilClose
             state = .untilClose
             keepAlive = false
@@ -264,11 +272,10 @@ public struct HTTP1ResponseDecoder {
     }
 
     /// A value of 1 to 15 ASCII digits, or nil.
-    static func plainLength(_ value: String) -> Int? {
-        let u = value.utf8
-        guard !u.isEmpty, u.count <= 15 else { return nil }
+    static func plainLength(_ value: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard !value.isEmpty, value.count <= 15 else { return nil }
         var n = 0
-        for c in u {
+        for c in value {
             guard c >= 0x30 && c <= 0x39 else { return nil }
             n = n * 10 + Int(c - 0x30)
         }
@@ -276,19 +283,24 @@ public struct HTTP1ResponseDecoder {
     }
 
     /// True if the comma-separated `list` has `token` (ASCII case ignored), without splitting it.
-    static func listContains(_ list: String, _ token: StaticString) -> Bool {
-        let l = list.utf8, t = UnsafeBufferPointer(start: token.utf8Start, count: token.utf8CodeUnitCount)
-        var i = l.startIndex
-        while i < l.endIndex {
-            while i < l.endIndex, l[i] == 0x20 || l[i] == 0x09 || l[i] == 0x2C { i = l.index(after: i) }
+    static func listContains(_ l: UnsafeBufferPointer<UInt8>, _ token: StaticString) -> Bool {
+        let t = UnsafeBufferPointer(start: token.utf8Start, count: token.utf8CodeUnitCount)
+        var i = 0
+        while i < l.count {
+            while i < l.count, l[i] == 0x20 || l[i] == 0x09 || l[i] == 0x2C { i += 1 }
             var j = i, k = 0
-            while j < l.endIndex, k < t.count, l[j] | 0x20 == t[k] { j = l.index(after: j); k += 1 }
+            while j < l.count, k < t.count, l[j] | 0x20 == t[k] { j += 1; k += 1 }
             var end = j
-            while end < l.endIndex, l[end] == 0x20 || l[end] == 0x09 { end = l.index(after: end) }
-            if k == t.count, end == l.endIndex || l[end] == 0x2C { return true }
-            while i < l.endIndex, l[i] != 0x2C { i = l.index(after: i) }
+            while end < l.count, l[end] == 0x20 || l[end] == 0x09 { end += 1 }
+            if k == t.count, end == l.count || l[end] == 0x2C { return true }
+            while i < l.count, l[i] != 0x2C { i += 1 }
         }
         return false
+    }
+
+    static func listContains(_ list: String, _ token: StaticString) -> Bool {
+        var list = list
+        return list.withUTF8 { listContains($0, token) }
     }
 
     /// `HTTP/1.x SP 3DIGIT [SP reason]` → (x, status).

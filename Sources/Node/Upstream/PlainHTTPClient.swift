@@ -58,7 +58,7 @@ final class PlainHTTPClient {
 
     /// A call to `target`, not started yet.
     /// A call to `target`, with `suffix` (path and query) after its request target.
-    func call(method: HTTPMethod, target: PlainHTTPTarget, suffix: Substring = "", headers: [(String, String)], body: [UInt8]) -> PlainTransfer {
+    func call(method: HTTPMethod, target: PlainHTTPTarget, suffix: Substring = "", headers: HTTPHeaders, body: [UInt8]) -> PlainTransfer {
         PlainTransfer(client: self, method: method, target: target, suffix: suffix, headers: headers, body: body)
     }
 

@@ -94,12 +94,10 @@ enum PlainHTTPRequest {
     /// `METHOD target HTTP/1.1` (the target's request target, then `suffix`), `host`, the given fields, and
     /// `content-length` when a body is sent or the method normally has one. A field whose name or value
     /// could break the head is refused, not sent.
-    static func head(method: HTTPMethod, target: PlainHTTPTarget, suffix: Substring = "", headers: [(String, String)],
+    static func head(method: HTTPMethod, target: PlainHTTPTarget, suffix: Substring = "", headers: HTTPHeaders,
                      bodyCount: Int) throws(InvalidHeader) -> [UInt8] {
-        var size = 64 + target.requestTarget.utf8.count + suffix.utf8.count + target.authority.utf8.count
-        for i in headers.indices { size += headers[i].0.utf8.count + headers[i].1.utf8.count + 4 }
         var out: [UInt8] = []
-        out.reserveCapacity(size)
+        out.reserveCapacity(64 + target.requestTarget.utf8.count + suffix.utf8.count + target.authority.utf8.count + headers.lineBytes)
         out.appendUTF8(method.rawValue)
         out.append(0x20)
         target.appendRequestTarget(to: &out, suffix: suffix)
@@ -107,23 +105,22 @@ enum PlainHTTPRequest {
         out.appendUTF8(target.authority)
         out.append(0x0D)
         out.append(0x0A)
-        for i in headers.indices {
-            let name = headers[i].0, value = headers[i].1
-            let start = out.count
-            out.appendUTF8(name)
+        // Each field checked as it is copied: a name of token characters, a value without control characters.
+        var invalid: Int?
+        headers.forEachField { i, name, value in
+            guard invalid == nil else { return }
+            guard HeadBytes.isToken(name), HeadBytes.isFieldValue(value) else {
+                invalid = i
+                return
+            }
+            out.append(contentsOf: name)
             out.append(0x3A)
             out.append(0x20)
-            let valueStart = out.count
-            out.appendUTF8(value)
-            // Checked as appended: a name of token characters, a value without control characters.
-            let valid = out.withUnsafeBufferPointer { b in
-                HeadBytes.isToken(UnsafeBufferPointer(rebasing: b[start..<(valueStart - 2)]))
-                    && HeadBytes.isFieldValue(UnsafeBufferPointer(rebasing: b[valueStart...]))
-            }
-            guard valid else { throw InvalidHeader(name: name) }
+            out.append(contentsOf: value)
             out.append(0x0D)
             out.append(0x0A)
         }
+        if let invalid { throw InvalidHeader(name: headers.withField(invalid) { name, _ in String(decoding: name, as: UTF8.self) }) }
         if bodyCount > 0 || method == .POST || method == .PUT || method == .PATCH {
             out.append(contentsOf: "content-length: ".utf8)
             out.append(contentsOf: String(bodyCount).utf8)

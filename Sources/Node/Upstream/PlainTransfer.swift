@@ -51,7 +51,7 @@ final class PlainTransfer: UpstreamCall {
     private var retainedSelf: PlainTransfer?
 
     /// A call to `target` with `suffix` (path and query) after its request target.
-    init(client: PlainHTTPClient, method: HTTPMethod, target: PlainHTTPTarget, suffix: Substring = "", headers: [(String, String)], body: [UInt8]) {
+    init(client: PlainHTTPClient, method: HTTPMethod, target: PlainHTTPTarget, suffix: Substring = "", headers: HTTPHeaders, body: [UInt8]) {
         self.client = client
         self.target = target
         self.body = body

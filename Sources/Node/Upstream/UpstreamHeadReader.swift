@@ -1,5 +1,5 @@
 /// Builds an upstream response head from the raw header lines curl hands over one at a time (status
-/// line, fields, the blank line that ends a head), reading bytes: each field becomes two strings, its
+/// line, fields, the blank line that ends a head), reading bytes: each field is kept as its bytes, the
 /// name lower-cased. Interim 1xx heads are read and dropped; a line that is not a field is ignored
 /// (curl has already refused malformed responses).
 public struct UpstreamHeadReader {
@@ -29,17 +29,12 @@ public struct UpstreamHeadReader {
             headers = HTTPHeaders(capacity: 16)
             return false
         }
-        guard let field = Self.field(UnsafeBufferPointer(rebasing: line[0..<end])) else { return false }
-        headers.add(field.name, field.value)
+        // A `name: value` line: the name lower-cased, the value without surrounding whitespace.
+        let field = UnsafeBufferPointer(rebasing: line[0..<end])
+        guard let colon = HeadBytes.index(of: 0x3A, in: field, from: 0, to: field.count), colon > 0 else { return false }
+        headers.append(name: UnsafeBufferPointer(rebasing: field[0..<colon]), lowercasingName: true,
+                       value: UnsafeBufferPointer(rebasing: field[HeadBytes.trimmed(field, colon + 1, field.count)]))
         return false
-    }
-
-    /// A `name: value` line (without its line end) as a lower-cased name and a value without surrounding
-    /// whitespace; nil when there is no name before a colon.
-    static func field(_ line: UnsafeBufferPointer<UInt8>) -> (name: String, value: String)? {
-        guard let colon = HeadBytes.index(of: 0x3A, in: line, from: 0, to: line.count), colon > 0 else { return nil }
-        let name = CommonHeaderStrings.name(UnsafeBufferPointer(rebasing: line[0..<colon]))
-        return (name, CommonHeaderStrings.value(UnsafeBufferPointer(rebasing: line[HeadBytes.trimmed(line, colon + 1, line.count)])))
     }
 
     var head: UpstreamHead { UpstreamHead(status: status, headers: headers) }

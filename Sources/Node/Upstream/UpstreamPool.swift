@@ -31,7 +31,7 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     /// A call to `endpoint` + `suffix` (path and query) on `loop`, not started yet.
-    func call(on loop: EventLoop, method: HTTPMethod, endpoint: UpstreamEndpoint, suffix: Substring, headers: [(String, String)],
+    func call(on loop: EventLoop, method: HTTPMethod, endpoint: UpstreamEndpoint, suffix: Substring, headers: HTTPHeaders,
               body: [UInt8]) -> any UpstreamCall {
         if plainHTTPClient == .native, let base = endpoint.plain {
             return plainClient(for: loop).call(method: method, target: base, suffix: suffix, headers: headers, body: body)

@@ -33,6 +33,14 @@ public enum Crypto {
         return digest
     }
 
+    public static func sha256Digest(_ bytes: UnsafeBufferPointer<UInt8>) -> SHA256Digest {
+        var digest = SHA256Digest()
+        withUnsafeMutableBytes(of: &digest.words) { d in
+            llmp_sha256(bytes.baseAddress, bytes.count, d.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        return digest
+    }
+
     public static func hmacSHA256(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var len: UInt32 = 32
