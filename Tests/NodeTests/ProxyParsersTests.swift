@@ -106,4 +106,22 @@ import Testing
         #expect(text(123_456_789) == "123.4")
         #expect(text(UInt64.max) == "18446744073709.5")
     }
+
+    /// The provider's nested values are skimmed bracket for bracket: brackets and a `usage` inside strings
+    /// or deeper objects are not taken for the top-level one; an answer whose brackets do not balance gives
+    /// no usage at all (it is then estimated).
+    @Test func usageIsReadFromTheTopLevelPastSkimmedChoices() {
+        func usage(_ text: String) -> TokenUsage {
+            var u = TokenUsage()
+            _ = Array(text.utf8).withUnsafeBytes { u.absorb(jsonObject: $0) }
+            return u
+        }
+        let tricky = #"{"choices":[{"message":{"content":"a } ] [ { \" \\ \"usage\":{\"prompt_tokens\":999}","usage":{"prompt_tokens":7}}}],"#
+            + #""usage":{"prompt_tokens":3,"completion_tokens":4}}"#
+        let u = usage(tricky)
+        #expect(u.prompt == 3 && u.completion == 4 && u.reported)
+        #expect(!usage(#"{"choices":[{"message":{"content":"x"}],"usage":{"prompt_tokens":3}}"#).reported)  // one } short
+        #expect(!usage(#"{"choices":[{"a":"unterminated}],"usage":{"prompt_tokens":3}}"#).reported)
+        #expect(usage(#"{"choices":[[[[]]],{}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#).completion == 2)
+    }
 }

@@ -79,13 +79,14 @@ public struct TokenUsage: Sendable, Equatable {
     }
 
     /// Looks for `usage` (top level) or `message.usage` (Anthropic `message_start`) in one JSON object.
-    /// Returns whether the object is an OpenAI usage-only chunk (`choices` empty, `usage` set).
+    /// Returns whether the object is an OpenAI usage-only chunk (`choices` empty, `usage` set). The
+    /// provider's nested values are skimmed, not validated: only the usage numbers are read from them.
     @discardableResult
     public mutating func absorb(jsonObject bytes: UnsafeRawBufferPointer) -> Bool {
         var usageOnly = false
         var emptyChoices = false
         var hasUsage = false
-        _ = JSONScanner.members(of: bytes) { k, r in
+        _ = JSONScanner.members(of: bytes, skimContainers: true) { k, r in
             let v = UnsafeRawBufferPointer(rebasing: bytes[r])
             if JSONValueReader.isKey(k, "usage") {
                 if !v.elementsEqual("null".utf8) {
