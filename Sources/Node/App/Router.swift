@@ -22,14 +22,15 @@ public struct Router: HTTPHandler {
     /// Keyed by `Substring` so that a request's path (a slice of its head) is looked up as it is: a
     /// `String` key would mean a `String(path)`, a heap copy for any path over 15 bytes.
     private var exact: [Substring: [Route]] = [:]
-    /// Routes under each prefix, longest prefix first.
-    private var prefixes: [(path: String, routes: [Route])] = []
+    /// Routes under each prefix, longest prefix first, and whether an exact route lies beneath it.
+    private var prefixes: [(path: String, routes: [Route], exactBeneath: Bool)] = []
 
     public init() {}
 
     /// `method` nil matches any method; `HEAD` is served by `GET` routes.
     public mutating func add(_ method: HTTPMethod?, _ path: String, _ handler: @escaping Handler) {
         exact[Substring(path), default: []].append(Route(method: method, path: path, isPrefix: false, target: .task(handler)))
+        for i in prefixes.indices where path.utf8.starts(with: prefixes[i].path.utf8) { prefixes[i].exactBeneath = true }
     }
 
     /// Everything under `prefix` (which should end in `/`).
@@ -46,17 +47,18 @@ public struct Router: HTTPHandler {
         if let i = prefixes.firstIndex(where: { $0.path == route.path }) {
             prefixes[i].routes.append(route)
         } else {
-            prefixes.append((route.path, [route]))
+            prefixes.append((route.path, [route], exact.keys.contains { $0.utf8.starts(with: route.path.utf8) }))
             prefixes.sort { $0.path.utf8.count > $1.path.utf8.count }
         }
     }
 
     public func handle(_ request: HTTPRequest, _ response: HTTPResponseWriter) {
         let path = request.path
-        var candidates: [Route] = exact[path] ?? []
-        if candidates.isEmpty, let group = prefixes.first(where: { path.utf8.starts(with: $0.path.utf8) }) {
-            candidates = group.routes
-        }
+        // Exact routes first, but a path under a prefix no exact route shares (every `/v1/` request) skips
+        // the hashed lookup.
+        let group = prefixes.first(where: { path.utf8.starts(with: $0.path.utf8) })
+        var candidates: [Route] = group?.exactBeneath == false ? [] : exact[path] ?? []
+        if candidates.isEmpty, let group { candidates = group.routes }
         guard !candidates.isEmpty else {
             response.respond(status: 404, headers: ["content-type": "application/json"],
                              body: APIErrorBody.openAI(message: "no route for \(request.method) \(path)", type: "invalid_request_error", code: "not_found"))

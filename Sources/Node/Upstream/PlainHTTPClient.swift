@@ -94,22 +94,36 @@ final class PlainHTTPClient {
         }
     }
 
+    /// The idle list of the authority used last: calls to one provider take and park a connection to
+    /// the same authority every time — one string comparison (the same storage, usually) instead of
+    /// hashing it twice a request.
+    private var lastAuthority = ""
+    private var lastList: IdleList?
+
+    private func idleList(_ authority: String, creating: Bool) -> IdleList? {
+        if let l = lastList, authority == lastAuthority { return l }
+        var list = idle[authority]
+        if list == nil, creating {
+            list = IdleList()
+            idle[authority] = list
+        }
+        if let list {
+            lastAuthority = authority
+            lastList = list
+        }
+        return list
+    }
+
     /// The most recently parked connection to `authority`, taken out of the idle set.
     func takeIdle(_ authority: String) -> PlainHTTPConnection? {
-        guard let list = idle[authority], let c = list.connections.popLast() else { return nil }
+        guard let list = idleList(authority, creating: false), let c = list.connections.popLast() else { return nil }
         changeIdleCount(by: -1)
         return c
     }
 
     /// Keeps a connection whose last response ended cleanly for the next call to its authority.
     func park(_ c: PlainHTTPConnection) {
-        let list: IdleList
-        if let l = idle[c.authority] {
-            list = l
-        } else {
-            list = IdleList()
-            idle[c.authority] = list
-        }
+        let list = idleList(c.authority, creating: true)!
         guard list.connections.count < Self.maxIdlePerAuthority else {
             c.close()
             return
