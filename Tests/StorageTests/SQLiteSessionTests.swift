@@ -3,18 +3,24 @@ import Testing
 @testable import Storage
 
 @Suite struct SQLiteSessionTests {
-    @Test func textIsBoundAndReadByItsLengthSoANulInsideSurvives() throws {
+    /// A session on a new database file, removed afterwards.
+    private func withSession(_ body: (SQLiteSession) throws -> Void) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("llmp-sqlite-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let s = try SQLiteSession(path: dir.appendingPathComponent("t.db").path)
-        try s.execute("CREATE TABLE t (x TEXT NOT NULL)", [])
-        for text in ["a\u{0}b", "", "é ünïcode", String(repeating: "x", count: 5000)] {
-            try s.execute("DELETE FROM t", [])
-            try s.execute("INSERT INTO t (x) VALUES (?1)", [.text(text)])
-            let rows = try s.query("SELECT x, length(CAST(x AS BLOB)) FROM t", [])
-            #expect(rows.first?.values.first == .text(text))
-            #expect(rows.first?.values.last == .int(Int64(text.utf8.count)))
+        try body(try SQLiteSession(path: dir.appendingPathComponent("t.db").path))
+    }
+
+    @Test func textIsBoundAndReadByItsLengthSoANulInsideSurvives() throws {
+        try withSession { s in
+            try s.execute("CREATE TABLE t (x TEXT NOT NULL)", [])
+            for text in ["a\u{0}b", "", "é ünïcode", String(repeating: "x", count: 5000)] {
+                try s.execute("DELETE FROM t", [])
+                try s.execute("INSERT INTO t (x) VALUES (?1)", [.text(text)])
+                let rows = try s.query("SELECT x, length(CAST(x AS BLOB)) FROM t", [])
+                #expect(rows.first?.values.first == .text(text))
+                #expect(rows.first?.values.last == .int(Int64(text.utf8.count)))
+            }
         }
     }
 
@@ -22,25 +28,23 @@ import Testing
     /// many values in one statement each keep their own bytes, empty ones stay empty rather than NULL, and
     /// a cached statement run again with other values sees only the new ones.
     @Test func manyTextAndBlobValuesInOneStatementKeepTheirOwnBytes() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("llmp-sqlite-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let s = try SQLiteSession(path: dir.appendingPathComponent("t.db").path)
-        try s.execute("CREATE TABLE t (a TEXT, b BLOB, c TEXT, d BLOB, n INTEGER)", [])
-        let insert = "INSERT INTO t (a, b, c, d, n) VALUES (?1, ?2, ?3, ?4, ?5), (?6, ?7, ?8, ?9, ?10)"
-        for round in 0..<3 {
-            try s.execute("DELETE FROM t", [])
-            let values: [SQLValue] = [
-                .text("first-\(round)"), .blob([1, 2, UInt8(round)]), .text(""), .blob([]), .int(1),
-                .text(String(repeating: "long ", count: 100 * (round + 1))), .blob(Array(repeating: 7, count: 10 * round)), .text("é"), .null, .int(2),
-            ]
-            try s.execute(insert, values)
-            let rows = try s.query("SELECT a, b, c, d, n, typeof(c), typeof(d) FROM t ORDER BY n", [])
-            #expect(rows.count == 2)
-            #expect(Array(rows[0].values[0..<5]) == Array(values[0..<5]))
-            #expect(rows[0].values[5] == .text("text") && rows[0].values[6] == .text("blob"))
-            #expect(rows[1].values[0] == values[5] && rows[1].values[2] == values[7] && rows[1].values[3] == .null)
-            #expect(rows[1].values[1] == values[6])
+        try withSession { s in
+            try s.execute("CREATE TABLE t (a TEXT, b BLOB, c TEXT, d BLOB, n INTEGER)", [])
+            let insert = "INSERT INTO t (a, b, c, d, n) VALUES (?1, ?2, ?3, ?4, ?5), (?6, ?7, ?8, ?9, ?10)"
+            for round in 0..<3 {
+                try s.execute("DELETE FROM t", [])
+                let values: [SQLValue] = [
+                    .text("first-\(round)"), .blob([1, 2, UInt8(round)]), .text(""), .blob([]), .int(1),
+                    .text(String(repeating: "long ", count: 100 * (round + 1))), .blob(Array(repeating: 7, count: 10 * round)), .text("é"), .null, .int(2),
+                ]
+                try s.execute(insert, values)
+                let rows = try s.query("SELECT a, b, c, d, n, typeof(c), typeof(d) FROM t ORDER BY n", [])
+                #expect(rows.count == 2)
+                #expect(Array(rows[0].values[0..<5]) == Array(values[0..<5]))
+                #expect(rows[0].values[5] == .text("text") && rows[0].values[6] == .text("blob"))
+                #expect(rows[1].values[0] == values[5] && rows[1].values[2] == values[7] && rows[1].values[3] == .null)
+                #expect(rows[1].values[1] == values[6])
+            }
         }
     }
 }

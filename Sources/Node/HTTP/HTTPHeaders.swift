@@ -117,13 +117,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
     /// bytes as stored).
     func appendLines(to out: inout [UInt8], skip: (UnsafeBufferPointer<UInt8>) -> Bool = { _ in false }) {
         forEachField { _, name, value in
-            if skip(name) { return }
-            out.append(contentsOf: name)
-            out.append(0x3A)
-            out.append(0x20)
-            out.append(contentsOf: value)
-            out.append(0x0D)
-            out.append(0x0A)
+            if !skip(name) { out.appendField(name, value) }
         }
     }
 
@@ -228,6 +222,17 @@ extension Array where Element == UInt8 {
     @inline(__always)
     mutating func appendUTF8(_ s: String) {
         if s.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: s.utf8) }
+    }
+
+    /// Appends `name: value` and CRLF, from bytes.
+    @inline(__always)
+    mutating func appendField(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
+        append(contentsOf: name)
+        append(0x3A)
+        append(0x20)
+        append(contentsOf: value)
+        append(0x0D)
+        append(0x0A)
     }
 
     /// Appends `name: value` and CRLF.

@@ -43,36 +43,26 @@ enum HeadBytes {
 
     /// A field value as RFC 9110 allows it from a client: no control byte but HT, no DEL.
     static func isFieldValue(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let base = b.baseAddress else { return true }
-        var i = 0
-        let raw = UnsafeRawPointer(base)
-        while i + 8 <= b.count {
-            let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            // Below 0x20, or DEL: the word check only says "maybe", the bytes decide (HT is allowed).
-            let control = (w &- ones &* 0x20) & ~w & highs
-            if control | zeroBytes(w ^ (ones &* 0x7F)) != 0 { break }
-            i += 8
-        }
-        while i < b.count {
-            let c = b[i]
-            if (c < 0x20 && c != 0x09) || c == 0x7F { return false }
-            i += 1
-        }
-        return true
+        // Below 0x20, or DEL: the word check only says "maybe" (HT is allowed), the bytes decide.
+        noByte(in: b, wordMayHave: { w in (w &- ones &* 0x20) & ~w & highs | zeroBytes(w ^ (ones &* 0x7F)) != 0 },
+               isBad: { c in (c < 0x20 && c != 0x09) || c == 0x7F })
     }
 
     /// No CR and no NUL in `b` (what the response decoder refuses in a provider's field value).
     static func hasNoCROrNUL(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        noByte(in: b, wordMayHave: { w in zeroBytes(w) | zeroBytes(w ^ (ones &* 0x0D)) != 0 }, isBad: { $0 == 0x0D || $0 == 0 })
+    }
+
+    /// True if no byte of `b` `isBad`: eight bytes at a time while `wordMayHave` (never false for a word
+    /// holding a bad byte) says no, then byte by byte from the first word it flags.
+    @inline(__always)
+    private static func noByte(in b: UnsafeBufferPointer<UInt8>, wordMayHave: (UInt64) -> Bool, isBad: (UInt8) -> Bool) -> Bool {
         guard let base = b.baseAddress else { return true }
         var i = 0
         let raw = UnsafeRawPointer(base)
-        while i + 8 <= b.count {
-            let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            if zeroBytes(w) | zeroBytes(w ^ (ones &* 0x0D)) != 0 { return false }
-            i += 8
-        }
+        while i + 8 <= b.count, !wordMayHave(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8 }
         while i < b.count {
-            if b[i] == 0x0D || b[i] == 0 { return false }
+            if isBad(b[i]) { return false }
             i += 1
         }
         return true

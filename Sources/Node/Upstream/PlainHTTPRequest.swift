@@ -113,12 +113,7 @@ enum PlainHTTPRequest {
                 invalid = i
                 return
             }
-            out.append(contentsOf: name)
-            out.append(0x3A)
-            out.append(0x20)
-            out.append(contentsOf: value)
-            out.append(0x0D)
-            out.append(0x0A)
+            out.appendField(name, value)
         }
         if let invalid { throw InvalidHeader(name: headers.withField(invalid) { name, _ in String(decoding: name, as: UTF8.self) }) }
         if bodyCount > 0 || method == .POST || method == .PUT || method == .PATCH {
