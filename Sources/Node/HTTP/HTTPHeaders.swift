@@ -1,30 +1,25 @@
 import Glibc
 
-/// An ordered list of header fields, kept as bytes: every name and value back to back in one buffer, and
-/// per field where it starts and how long its name and value are. Names from the parsers are lower-case;
+/// An ordered list of header fields, kept as bytes in one buffer: per field, its name's and its value's
+/// lengths (four bytes each), then the name, then the value. Names from the parsers are lower-case;
 /// lookups ignore ASCII case.
 ///
-/// Bytes rather than a `(String, String)` per field: a parsed head is two allocations whatever its field
+/// Bytes rather than a `(String, String)` per field: a parsed head is one allocation whatever its field
 /// count (a string longer than 15 bytes was one each, and every copy or release of the list retained or
 /// released each string), and the proxy path copies fields from one head to the next byte for byte
 /// (`appendFields`, `appendLines`) without making a string at all. `fields`, the subscript and iteration
-/// make strings on demand, for everything off the hot path.
+/// make strings on demand, for everything off the hot path. Fields are found by walking the buffer
+/// (a head has tens of them, not thousands).
 public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral, Equatable {
-    /// Where one field's bytes are: its name at `start`, its value right after.
-    struct Span: Sendable {
-        var start: Int32
-        var nameCount: Int32
-        var valueCount: Int32
-    }
-
     private var bytes: [UInt8] = []
-    private var spans: [Span] = []
+    public private(set) var count = 0
+    /// Bytes before each field's name: its name's and its value's lengths.
+    private static let prefix = 8
 
     public init() {}
     /// Room for `capacity` fields up front (a head is built field by field; growing costs a copy each time).
     public init(capacity: Int) {
-        spans.reserveCapacity(capacity)
-        bytes.reserveCapacity(capacity * 32)
+        bytes.reserveCapacity(capacity * 40)
     }
     public init(_ fields: [(String, String)]) {
         for (name, value) in fields { add(name, value) }
@@ -35,34 +30,28 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
     public init(dictionaryLiteral elements: (String, String)...) { self.init(elements) }
     public init(arrayLiteral elements: (String, String)...) { self.init(elements) }
 
-    public var count: Int { spans.count }
-
     /// The fields as strings (made on each call: for code off the hot path).
     public var fields: [(name: String, value: String)] {
-        bytes.withUnsafeBufferPointer { b in
-            spans.map { s in
-                (String(decoding: UnsafeBufferPointer(rebasing: b[Int(s.start)..<Int(s.start + s.nameCount)]), as: UTF8.self),
-                 String(decoding: UnsafeBufferPointer(rebasing: b[Int(s.start + s.nameCount)..<Int(s.start + s.nameCount + s.valueCount)]), as: UTF8.self))
-            }
+        var out: [(name: String, value: String)] = []
+        out.reserveCapacity(count)
+        forEachField { _, name, value in
+            out.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         }
+        return out
     }
 
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
 
-    public static func == (a: HTTPHeaders, b: HTTPHeaders) -> Bool {
-        guard a.count == b.count else { return false }
-        var equal = true
-        a.forEachField { i, an, av in
-            guard equal else { return }
-            b.withField(i) { bn, bv in equal = an.elementsEqual(bn) && av.elementsEqual(bv) }
-        }
-        return equal
-    }
+    /// The same fields in the same order (the same bytes: names compared as stored).
+    public static func == (a: HTTPHeaders, b: HTTPHeaders) -> Bool { a.count == b.count && a.bytes == b.bytes }
 
     // MARK: Bytes (the hot path)
 
     /// Appends a field from raw bytes; the name lower-cased when `lowercasingName`.
     mutating func append(name: UnsafeBufferPointer<UInt8>, lowercasingName: Bool, value: UnsafeBufferPointer<UInt8>) {
+        // Both lengths in one typed copy (an untyped buffer would be appended byte by byte).
+        let lengths = (UInt64(UInt32(value.count)) << 32 | UInt64(UInt32(name.count))).littleEndian
+        withUnsafeBytes(of: lengths) { bytes.append(contentsOf: $0.bindMemory(to: UInt8.self)) }
         let start = bytes.count
         bytes.append(contentsOf: name)
         if lowercasingName {
@@ -71,46 +60,70 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
             }
         }
         bytes.append(contentsOf: value)
-        spans.append(Span(start: Int32(start), nameCount: Int32(name.count), valueCount: Int32(value.count)))
+        count += 1
+    }
+
+    /// Calls `body` with each field's index, name and value bytes, in order; stops when it returns false.
+    @inline(__always)
+    private func walk(_ body: (Int, UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) throws -> Bool) rethrows {
+        try bytes.withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress else { return }
+            var at = 0
+            for i in 0..<count {
+                let nameCount = Int(UInt32(littleEndian: UnsafeRawPointer(base + at).loadUnaligned(as: UInt32.self)))
+                let valueCount = Int(UInt32(littleEndian: UnsafeRawPointer(base + at + 4).loadUnaligned(as: UInt32.self)))
+                let name = at + Self.prefix
+                guard try body(i, UnsafeBufferPointer(start: base + name, count: nameCount),
+                               UnsafeBufferPointer(start: base + name + nameCount, count: valueCount)) else { return }
+                at = name + nameCount + valueCount
+            }
+        }
     }
 
     /// Calls `body` with each field's index, name and value bytes, in order.
     func forEachField(_ body: (Int, UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) throws -> Void) rethrows {
-        try bytes.withUnsafeBufferPointer { b in
-            for i in spans.indices {
-                let s = spans[i]
-                let nameEnd = Int(s.start + s.nameCount)
-                try body(i, UnsafeBufferPointer(rebasing: b[Int(s.start)..<nameEnd]),
-                         UnsafeBufferPointer(rebasing: b[nameEnd..<(nameEnd + Int(s.valueCount))]))
-            }
+        try walk { i, name, value in
+            try body(i, name, value)
+            return true
         }
     }
 
     /// `body` with the name and value bytes of field `i`.
     func withField<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
-        let s = spans[i]
-        return try bytes.withUnsafeBufferPointer { b in
-            let nameEnd = Int(s.start + s.nameCount)
-            return try body(UnsafeBufferPointer(rebasing: b[Int(s.start)..<nameEnd]),
-                            UnsafeBufferPointer(rebasing: b[nameEnd..<(nameEnd + Int(s.valueCount))]))
+        precondition(i >= 0 && i < count, "field \(i) of \(count)")
+        var result: R?
+        try walk { j, name, value in
+            guard j == i else { return true }
+            result = try body(name, value)
+            return false
         }
+        return result!
     }
 
     /// The index of the first field called `name` (ASCII case ignored), or nil.
     func index(of name: StaticString) -> Int? {
         let n = name.utf8CodeUnitCount
-        return bytes.withUnsafeBufferPointer { b -> Int? in
-            for i in spans.indices where Int(spans[i].nameCount) == n {
-                if Self.equalIgnoringCase(b.baseAddress! + Int(spans[i].start), name.utf8Start, n) { return i }
+        var found: Int?
+        walk { i, field, _ in
+            if field.count == n, Self.equalIgnoringCase(field.baseAddress!, name.utf8Start, n) {
+                found = i
+                return false
             }
-            return nil
+            return true
         }
+        return found
     }
 
     /// `body` with the value bytes of the first field called `name`, or nil when there is none.
     func withValue<R>(of name: StaticString, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
-        guard let i = index(of: name) else { return nil }
-        return try withField(i) { _, value in try body(value) }
+        let n = name.utf8CodeUnitCount
+        var result: R?
+        try walk { _, field, value in
+            guard field.count == n, Self.equalIgnoringCase(field.baseAddress!, name.utf8Start, n) else { return true }
+            result = try body(value)
+            return false
+        }
+        return result
     }
 
     /// Appends the fields as `name: value` CRLF lines, leaving out those `skip` names (it sees the name's
@@ -129,7 +142,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
     }
 
     /// The bytes every field takes as `name: value` CRLF lines.
-    var lineBytes: Int { bytes.count + 4 * spans.count }
+    var lineBytes: Int { bytes.count - 4 * count }
 
     /// Equal bytes, ignoring ASCII case (`literal` may be in either case).
     @inline(__always)
@@ -156,13 +169,15 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
     private func index(ofName name: String) -> Int? {
         var name = name
         return name.withUTF8 { n -> Int? in
-            guard let np = n.baseAddress else { return nil }
-            return bytes.withUnsafeBufferPointer { b -> Int? in
-                for i in spans.indices where Int(spans[i].nameCount) == n.count {
-                    if Self.equalIgnoringCase(b.baseAddress! + Int(spans[i].start), np, n.count) { return i }
+            var found: Int?
+            walk { i, field, _ in
+                if field.count == n.count, n.count == 0 || Self.equalIgnoringCase(field.baseAddress!, n.baseAddress!, n.count) {
+                    found = i
+                    return false
                 }
-                return nil
+                return true
             }
+            return found
         }
     }
 
