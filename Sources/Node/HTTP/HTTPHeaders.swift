@@ -100,30 +100,28 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
         return result!
     }
 
+    /// `body` with the index and value bytes of the first field called `name` (ASCII case ignored), or
+    /// nil when there is none.
+    private func first<R>(named name: UnsafeBufferPointer<UInt8>, _ body: (Int, UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
+        var result: R?
+        try walk { i, field, value in
+            guard field.count == name.count, name.isEmpty || Self.equalIgnoringCase(field.baseAddress!, name.baseAddress!, name.count) else {
+                return true
+            }
+            result = try body(i, value)
+            return false
+        }
+        return result
+    }
+
     /// The index of the first field called `name` (ASCII case ignored), or nil.
     func index(of name: StaticString) -> Int? {
-        let n = name.utf8CodeUnitCount
-        var found: Int?
-        walk { i, field, _ in
-            if field.count == n, Self.equalIgnoringCase(field.baseAddress!, name.utf8Start, n) {
-                found = i
-                return false
-            }
-            return true
-        }
-        return found
+        first(named: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)) { i, _ in i }
     }
 
     /// `body` with the value bytes of the first field called `name`, or nil when there is none.
     func withValue<R>(of name: StaticString, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
-        let n = name.utf8CodeUnitCount
-        var result: R?
-        try walk { _, field, value in
-            guard field.count == n, Self.equalIgnoringCase(field.baseAddress!, name.utf8Start, n) else { return true }
-            result = try body(value)
-            return false
-        }
-        return result
+        try first(named: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)) { _, value in try body(value) }
     }
 
     /// Appends the fields as `name: value` CRLF lines, leaving out those `skip` names (it sees the name's
@@ -162,23 +160,13 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
 
     /// The first value of `name`, or nil.
     public subscript(name: String) -> String? {
-        guard let i = index(ofName: name) else { return nil }
-        return withField(i) { _, value in String(decoding: value, as: UTF8.self) }
+        var name = name
+        return name.withUTF8 { n in first(named: n) { _, value in String(decoding: value, as: UTF8.self) } }
     }
 
     private func index(ofName name: String) -> Int? {
         var name = name
-        return name.withUTF8 { n -> Int? in
-            var found: Int?
-            walk { i, field, _ in
-                if field.count == n.count, n.count == 0 || Self.equalIgnoringCase(field.baseAddress!, n.baseAddress!, n.count) {
-                    found = i
-                    return false
-                }
-                return true
-            }
-            return found
-        }
+        return name.withUTF8 { n in first(named: n) { i, _ in i } }
     }
 
     public func contains(_ name: String) -> Bool { index(ofName: name) != nil }
