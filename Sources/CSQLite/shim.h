@@ -1,6 +1,5 @@
 #include <sqlite3.h>
-// SQLITE_TRANSIENT and SQLITE_STATIC are cast macros Swift cannot import.
-static inline void (*llmp_sqlite_transient(void))(void *) { return SQLITE_TRANSIENT; }
+// SQLITE_STATIC is a cast macro Swift cannot import.
 static inline void (*llmp_sqlite_static(void))(void *) { return SQLITE_STATIC; }
 // sqlite3_config is variadic (Swift cannot call it). Memory statistics take a global mutex on every
 // allocation SQLite makes; nothing here reads them. Must run before SQLite initialises (else SQLITE_MISUSE).

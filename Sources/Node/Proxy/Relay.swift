@@ -192,18 +192,13 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
 /// `nanos` as milliseconds with one decimal (`12.3`), written as digits (no string made on the way).
 func appendMillis(_ nanos: UInt64, to out: inout [UInt8]) {
     let tenths = nanos / 100_000
+    let start = out.count
     var whole = tenths / 10
-    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    var n = 0
-    withUnsafeMutableBytes(of: &digits) { d in
-        repeat {
-            d[n] = UInt8(0x30 + whole % 10)
-            whole /= 10
-            n += 1
-        } while whole > 0
-        for k in stride(from: n - 1, through: 0, by: -1) { out.append(d[k]) }
-    }
+    repeat {
+        out.append(UInt8(0x30 + whole % 10))
+        whole /= 10
+    } while whole > 0
+    out[start...].reverse()  // written lowest digit first
     out.append(0x2E)
     out.append(UInt8(0x30 + tenths % 10))
 }
