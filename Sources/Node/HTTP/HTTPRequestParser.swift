@@ -393,7 +393,3 @@ private let ht: UInt8 = 0x09
 
 @inline(__always)
 private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
-
-/// RFC 9110 tchar.
-@inline(__always)
-func isTokenChar(_ b: UInt8) -> Bool { HeadBytes.isToken(b) }

@@ -25,32 +25,20 @@ enum HeadBytes {
     /// Every byte of `b` is a `tchar` (and there is at least one).
     static func isToken(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !b.isEmpty else { return false }
-        let low = tokenLow, high = tokenHigh
-        for c in b {
-            let ok = c < 64 ? (low >> UInt64(c)) & 1 : c < 128 ? (high >> UInt64(c &- 64)) & 1 : 0
-            if ok == 0 { return false }
-        }
+        for c in b where !isToken(c) { return false }
         return true
     }
-
-    private static let ones: UInt64 = 0x0101_0101_0101_0101
-    private static let highs: UInt64 = 0x8080_8080_8080_8080
-
-    /// The high bit of each byte of `w` that is zero — exact up to and including the first such byte
-    /// (a borrow can mark bytes after it), so "any" is exact.
-    @inline(__always)
-    private static func zeroBytes(_ w: UInt64) -> UInt64 { (w &- ones) & ~w & highs }
 
     /// A field value as RFC 9110 allows it from a client: no control byte but HT, no DEL.
     static func isFieldValue(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         // Below 0x20, or DEL: the word check only says "maybe" (HT is allowed), the bytes decide.
-        noByte(in: b, wordMayHave: { w in (w &- ones &* 0x20) & ~w & highs | zeroBytes(w ^ (ones &* 0x7F)) != 0 },
+        noByte(in: b, wordMayHave: { w in WordBytes.below(w, 0x20) | WordBytes.equal(w, 0x7F) != 0 },
                isBad: { c in (c < 0x20 && c != 0x09) || c == 0x7F })
     }
 
     /// No CR and no NUL in `b` (what the response decoder refuses in a provider's field value).
     static func hasNoCROrNUL(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        noByte(in: b, wordMayHave: { w in zeroBytes(w) | zeroBytes(w ^ (ones &* 0x0D)) != 0 }, isBad: { $0 == 0x0D || $0 == 0 })
+        noByte(in: b, wordMayHave: { w in WordBytes.equal(w, 0) | WordBytes.equal(w, 0x0D) != 0 }, isBad: { $0 == 0x0D || $0 == 0 })
     }
 
     /// True if no byte of `b` `isBad`: eight bytes at a time while `wordMayHave` (never false for a word

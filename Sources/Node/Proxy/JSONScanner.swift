@@ -99,10 +99,7 @@ public struct JSONScanner {
     /// finds the first one; zero if there is none.
     @inline(__always)
     static func specialBytes(_ w: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-        func hasZero(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
-        let control = (w &- ones &* 0x20) & ~w & highs
-        return control | hasZero(w ^ (ones &* 0x22)) | hasZero(w ^ (ones &* 0x5C))
+        WordBytes.below(w, 0x20) | WordBytes.equal(w, 0x22) | WordBytes.equal(w, 0x5C)
     }
 
     private mutating func skipValue(depth: Int) -> Bool {
