@@ -25,8 +25,11 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     func virtualKeys() async throws -> [VirtualKeyRecord] { try await inner.virtualKeys() }
     func updateVirtualKey(_ k: VirtualKeyRecord, actor: AuditActor) async throws { try await inner.updateVirtualKey(k, actor: actor) }
     func deleteVirtualKey(id: String, actor: AuditActor) async throws { try await inner.deleteVirtualKey(id: id, actor: actor) }
+    /// The record ids of every insert attempted, in order.
+    let batches = LockedBox<[[String]]>([])
     func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws {
         lanes.withLock { $0.append(lane) }
+        batches.withLock { $0.append(records.map(\.id)) }
         let failNow = failingInsert.withLock { n -> Bool in
             guard let left = n else { return false }
             n = left - 1

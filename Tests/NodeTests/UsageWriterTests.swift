@@ -76,6 +76,24 @@ import TestSupport
         await store.close()
     }
 
+    /// Records are batched as they arrive: a flush hands the store each full batch and then the one being
+    /// filled, oldest first; a batch that failed is retried whole, ahead of batches begun since.
+    @Test func batchesAreCutAsRecordsArriveAndRetriedWhole() async throws {
+        let store = try await migratedStore()
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 4)
+        func ids(_ r: Range<Int>) -> [String] { r.map { "u\($0)" } }
+        for i in 0..<10 { writer.record(record(i)) }
+        store.failingInsert.withLock { $0 = 2 }
+        #expect(await writer.flushOnce() == false)
+        for i in 10..<13 { writer.record(record(i)) }
+        store.down.withLock { $0 = false }
+        #expect(await writer.flushOnce())
+        #expect(store.batches.withLock { $0 } == [ids(0..<4), ids(4..<8), ids(4..<8), ids(8..<10), ids(10..<13)])
+        #expect(writer.depth == 0 && writer.written == 13)
+        #expect(try await store.usageTotals(UsageQuery()).first?.requests == 13)
+        await store.close()
+    }
+
     /// Fresh records go to the background lane; a batch whose oldest record waited past the catch-up
     /// limit goes to the normal lane; the final flush to the urgent one.
     @Test func batchesUseTheBackgroundLaneUntilTheWriterFallsBehind() async throws {

@@ -10,10 +10,20 @@ import Storage
 /// queue and is retried with backoff, so accepted records survive a store outage; the queue holds at most
 /// `capacity` records (beyond that new records are counted as dropped). `shutdown` flushes what is left.
 ///
+/// The queue is kept as batches, each filled up to `batchSize` in an array reserved for it: a record is
+/// copied once (into its batch), the flusher hands each batch to the store as it is, and a written batch is
+/// freed on its own. (One growing array was copied whole at each doubling on the event loop, every record
+/// was copied again into a batch, and a flush freed a second's worth of records at once: ~1.4 ms in one
+/// go on the core the loop shares.)
+///
 /// `@unchecked Sendable`: the queue is behind a lock; the flusher is one task.
 final class UsageWriter: @unchecked Sendable {
     struct State {
-        var queue: [UsageRecord] = []
+        /// Full batches, oldest first; then the batch being filled.
+        var batches: [[UsageRecord]] = []
+        var filling: [UsageRecord] = []
+        /// Records in `batches` and `filling`.
+        var queued = 0
         /// Taken by the flusher and not written yet (still counted against the capacity).
         var inFlight = 0
         var dropped = 0
@@ -58,38 +68,53 @@ final class UsageWriter: @unchecked Sendable {
     }
 
     func record(_ r: UsageRecord) {
+        let batchSize = batchSize
         state.withLock { s in
-            if s.queue.count + s.inFlight >= capacity { s.dropped += 1 } else { s.queue.append(r) }
+            if s.queued + s.inFlight >= capacity {
+                s.dropped += 1
+                return
+            }
+            if s.filling.capacity == 0 { s.filling.reserveCapacity(batchSize) }
+            s.filling.append(r)
+            s.queued += 1
+            if s.filling.count >= batchSize {
+                s.batches.append(s.filling)
+                s.filling = []
+            }
         }
     }
 
-    var depth: Int { state.withLock { $0.queue.count + $0.inFlight } }
+    var depth: Int { state.withLock { $0.queued + $0.inFlight } }
     var dropped: Int { state.withLock { $0.dropped } }
     var written: Int { state.withLock { $0.written } }
     var failedBatches: Int { state.withLock { $0.failedBatches } }
 
     /// Writes everything queued, batch by batch; false if a batch failed (it and the rest go back to the
-    /// head of the queue, ahead of newer records). The queue is taken whole in O(1), so the event loops
-    /// that add records never wait on the lock while batches are cut.
+    /// head of the queue, ahead of newer records). The batches are taken in O(1), so the event loops that
+    /// add records never wait on the lock while the flusher works.
     @discardableResult
     func flushOnce() async -> Bool {
         while true {
-            var taken: [UsageRecord] = []
+            var taken: [[UsageRecord]] = []
             state.withLock { s in
-                swap(&taken, &s.queue)
-                s.inFlight = taken.count
+                swap(&taken, &s.batches)
+                if !s.filling.isEmpty {
+                    taken.append(s.filling)
+                    s.filling = []
+                }
+                s.inFlight = s.queued
+                s.queued = 0
             }
             if taken.isEmpty { return true }
-            var i = 0
-            while i < taken.count {
-                let batch = Array(taken[i..<min(i + batchSize, taken.count)])
+            for i in taken.indices {
+                let batch = taken[i]
                 let t0 = monotonicNanos()
                 defer { metrics?.observe("llmp_store_duration_seconds", ["usage_write"], Double(monotonicNanos() - t0) / 1e9) }
                 let lane = self.lane(for: batch)
                 do {
                     try await store.insertUsage(batch, lane: lane)
                     metrics?.add("llmp_usage_batches_total", [Self.laneLabel(lane)])
-                    i += batch.count
+                    taken[i] = []  // freed now, not with the whole flush
                     state.withLock { s in
                         s.inFlight -= batch.count
                         s.written += batch.count
@@ -97,7 +122,8 @@ final class UsageWriter: @unchecked Sendable {
                     }
                 } catch {
                     let first = state.withLock { s -> Bool in
-                        s.queue.insert(contentsOf: taken[i...], at: 0)
+                        s.batches.insert(contentsOf: taken[i...], at: 0)
+                        s.queued += s.inFlight
                         s.inFlight = 0
                         s.failures += 1
                         s.failedBatches += 1
