@@ -75,6 +75,35 @@ import Testing
         #expect(seen == ["now", "object 1", "closure", "object 2"])
     }
 
+    /// Flushes run last in the iteration, after local work queued before or after them; one queued by a
+    /// flush runs on the next turn, which comes without waiting for an event.
+    @Test func flushesRunAfterTheIterationsLocalWork() async throws {
+        final class Step: LoopDeferred, @unchecked Sendable {
+            let name: String
+            let log: LockedBox<[String]>
+            let then: (() -> Void)?
+            init(_ name: String, _ log: LockedBox<[String]>, then: (() -> Void)? = nil) { self.name = name; self.log = log; self.then = then }
+            func runDeferred() {
+                log.withLock { $0.append(name) }
+                then?()
+            }
+        }
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let log = LockedBox<[String]>([])
+        let seen = await withCheckedContinuation { (c: CheckedContinuation<[String], Never>) in
+            loop.execute {
+                let last = Step("next turn", log) { c.resume(returning: log.withLock { $0 }) }
+                loop.enqueueFlush(Step("flush 1", log) { loop.enqueueFlush(last) })
+                loop.enqueueLocal(Step("local", log))
+                loop.enqueueFlush(Step("flush 2", log))
+                loop.enqueueLocal { loop.enqueueLocal(Step("local from local", log)) }
+            }
+        }
+        #expect(seen == ["local", "local from local", "flush 1", "flush 2", "next turn"])
+    }
+
     @Test func timersFireAfterTheirDelay() async throws {
         let group = try EventLoopGroup(loopCount: 1)
         defer { group.shutdown() }

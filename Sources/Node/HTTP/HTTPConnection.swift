@@ -213,7 +213,7 @@ final class HTTPConnection: EventHandler, LoopDeferred {
     private func scheduleFlush() {
         if !flushScheduled && !interest.contains(.write) {
             flushScheduled = true
-            loop.enqueueLocal(self)
+            loop.enqueueFlush(self)
         }
     }
 
@@ -286,9 +286,11 @@ final class HTTPConnection: EventHandler, LoopDeferred {
         disconnectObserver = nil
         onDrained = []
         server.requestsFinished &+= 1
-        // A finished response goes out now, not at the end of this loop iteration: nothing more joins it,
-        // and the rest of the iteration (every other ready connection's work) would only delay it.
-        if outputIndex < output.count && !interest.contains(.write) { flush() }
+        // Goes out with the iteration's other writes (`EventLoop.enqueueFlush`). Sent here, ahead of the
+        // rest of the batch, each response woke its client on its own: bench/profile.sh, 12 of 12
+        // alternated pairs at 16 connections 1-8% more requests a second; at one connection it waits
+        // for the exchange's bookkeeping (usage record, metrics), a few µs.
+        if outputIndex < output.count { scheduleFlush() }
         guard state == .handling else { return }
         if keepAlive && !draining && !server.isDraining {
             state = .idle

@@ -48,6 +48,9 @@ public final class EventLoop: @unchecked Sendable {
     private var local: [Work] = []
     /// The storage of the last batch of local work, emptied, to take the next batch without reallocating.
     private var spareLocal: [Work] = []
+    /// Output flushes, run after the local work at the end of each iteration (see `enqueueFlush`).
+    private var flushes: [any LoopDeferred] = []
+    private var spareFlushes: [any LoopDeferred] = []
     private var handlers: [(handler: EventHandler, generation: UInt32)?] = []
     private var generation: UInt32 = 0
     private var timers = TimerHeap()
@@ -102,6 +105,16 @@ public final class EventLoop: @unchecked Sendable {
     public func enqueueLocal(_ object: any LoopDeferred) {
         assertInLoop()
         local.append(.deferred(object))
+    }
+
+    /// Calls `object.runDeferred()` at the very end of this loop iteration, after the local work: for
+    /// writing out what the iteration's events produced. A batch of events then ends in a burst of writes
+    /// (requests to upstreams, sent from local work, then responses to clients), so a peer — a provider
+    /// connection pool, a load generator, a client library's loop — is woken once for several messages
+    /// rather than once for each, and does its part for all of them at once. Loop thread only.
+    public func enqueueFlush(_ object: any LoopDeferred) {
+        assertInLoop()
+        flushes.append(object)
     }
 
     private func submit(_ work: Work) {
@@ -211,7 +224,7 @@ public final class EventLoop: @unchecked Sendable {
         defer { events.deallocate() }
         while !stopping {
             var timeout: Int32 = -1
-            if !local.isEmpty {
+            if !local.isEmpty || !flushes.isEmpty {
                 timeout = 0
             } else if let next = timers.nextDeadline() {
                 let now = monotonicNanos()
@@ -263,6 +276,14 @@ public final class EventLoop: @unchecked Sendable {
             batch.removeAll(keepingCapacity: true)
             spareLocal = batch
             rounds += 1
+        }
+        // Flushes queued by these run on the next turn (which does not wait: see `run`).
+        if !flushes.isEmpty {
+            var batch = spareFlushes
+            swap(&batch, &flushes)
+            for o in batch { o.runDeferred() }
+            batch.removeAll(keepingCapacity: true)
+            spareFlushes = batch
         }
     }
 

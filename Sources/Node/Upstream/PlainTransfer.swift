@@ -9,7 +9,7 @@ import Glibc
 /// happens before a single response byte arrived, the call is retried once on a new connection (what
 /// curl does too). Timeouts: connect; first byte (until the head); then idle (silence mid-body, not
 /// counting time paused for a slow client). Loop thread only.
-final class PlainTransfer: UpstreamCall {
+final class PlainTransfer: UpstreamCall, LoopDeferred {
     var delegate: (any UpstreamCallDelegate)?
     private(set) var headWasDelivered = false
 
@@ -93,12 +93,18 @@ final class PlainTransfer: UpstreamCall {
         loop.enqueueLocal { [self] in continueAfterPause() }
     }
 
+    func runDeferred() {
+        guard !finished else { return }
+        send()
+    }
+
     // MARK: Connecting
 
     private func begin(allowReuse: Bool) {
         if allowReuse, let c = client.takeIdle(target.authority) {
             attach(c, reused: true)
-            send()
+            // Sent with the other requests this loop iteration starts (`runDeferred`), ahead of its responses.
+            loop.enqueueLocal(self)
             return
         }
         client.resolver.resolve(target.host, port: target.port, on: loop) { [self] result in
