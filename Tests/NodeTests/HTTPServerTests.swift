@@ -221,12 +221,13 @@ import TestSupport
     @Test func gracefulShutdownFinishesInFlightRequests() async throws {
         let s = try TestServer(handler: Self.echo)
         let c = try RawHTTPClient(port: s.port)
-        // 1.5 s of handler time: other tests block pool threads in socket reads for up to ~0.5 s, and the
-        // drain must have started before this response is written.
+        // The drain is announced before the handler can answer (from this thread, not from the stop task:
+        // other tests block the few pool threads in socket reads, and a task started here once waited
+        // longer than the handler's 1.5 s, so the answer went out before the drain began).
         try c.send("GET /slow?1500 HTTP/1.1\r\nHost: t\r\n\r\n")
+        s.server.beginDraining()
         try await Task.sleep(for: .milliseconds(50))
         let stopped = Task.detached { await s.stop(graceNanos: 5_000_000_000) }
-        while !s.server.isDraining { try await Task.sleep(for: .milliseconds(5)) }
         let r = try c.readResponse()
         #expect(r.status == 200)
         #expect(r.bodyText == "slow 1500")

@@ -53,11 +53,11 @@ import Testing
         let pm = ProxyMetrics(routes: ["/v1/chat/completions"], bounds: [0.01, 0.1], maxTokenSeries: 2)
         m.onScrape { pm.publish(into: $0) }
         let chat = pm.route("/v1/chat/completions")
-        pm.record(route: chat, provider: "openai", status: 200, seconds: 0.0625, upstreamSeconds: 0.0546875, tokens: ("vk_a", "gpt", 10, 5))
-        pm.record(route: chat, provider: "openai", status: 200, seconds: 0.5, upstreamSeconds: 0.25, tokens: ("vk_a", "gpt", 1, 2))
-        pm.record(route: pm.route("/v1/nope"), provider: "none", status: 401, seconds: 0.001, upstreamSeconds: nil, tokens: nil)
-        pm.record(route: chat, provider: "openai", status: 200, seconds: 0.0625, upstreamSeconds: 0.0546875, tokens: ("vk_b", "gpt", 7, 0))
-        pm.record(route: chat, provider: "openai", status: 200, seconds: 0.0625, upstreamSeconds: 0.0546875, tokens: ("vk_c", "gpt", 3, 4))
+        pm.record(route: chat, provider: .openai, status: 200, seconds: 0.0625, upstreamSeconds: 0.0546875, tokens: ("vk_a", "gpt", 10, 5))
+        pm.record(route: chat, provider: .openai, status: 200, seconds: 0.5, upstreamSeconds: 0.25, tokens: ("vk_a", "gpt", 1, 2))
+        pm.record(route: pm.route("/v1/nope"), provider: nil, status: 401, seconds: 0.001, upstreamSeconds: nil, tokens: nil)
+        pm.record(route: chat, provider: .openai, status: 200, seconds: 0.0625, upstreamSeconds: 0.0546875, tokens: ("vk_b", "gpt", 7, 0))
+        pm.record(route: chat, provider: .openai, status: 200, seconds: 0.0625, upstreamSeconds: 0.0546875, tokens: ("vk_c", "gpt", 3, 4))
         var text = m.render()
         for line in [#"llmp_requests_total{route="/v1/chat/completions",provider="openai",status="200"} 4"#,
                      #"llmp_requests_total{route="other",provider="none",status="401"} 1"#,
@@ -79,7 +79,7 @@ import Testing
         }
         #expect(!text.contains("vk_c"))
         // Totals, not increments: a second scrape shows the same figures plus what happened since.
-        pm.record(route: chat, provider: "openai", status: 200, seconds: 0.05, upstreamSeconds: 0.04, tokens: nil)
+        pm.record(route: chat, provider: .openai, status: 200, seconds: 0.05, upstreamSeconds: 0.04, tokens: nil)
         text = m.render()
         #expect(text.contains(#"llmp_requests_total{route="/v1/chat/completions",provider="openai",status="200"} 5"# + "\n"))
         #expect(text.contains(#"llmp_request_duration_seconds_count{route="/v1/chat/completions"} 5"# + "\n"))

@@ -1,15 +1,26 @@
+import Storage
+
 /// The metrics every proxied request updates — its count, two or three durations and its tokens — kept
 /// in a compact form and handed to `Metrics` when it is scraped (which renders them with the rest).
 ///
 /// Through `Metrics` each request built five label arrays and hashed six metric names and five label
 /// sets (5 of the ~54 allocations per request on the loop). Here a request is one lock acquisition,
-/// integer-keyed durations, and one hash for its count and one for its tokens.
+/// integer-keyed durations, one hash of three integers for its count and one of its key and model for its
+/// tokens.
 final class ProxyMetrics: @unchecked Sendable {
-    /// The labels of `llmp_requests_total`: route (index into `routes`), provider, status.
+    /// The labels of `llmp_requests_total`: route (index into `routes`), provider (index into
+    /// `providerLabels`), status — integers, so counting a request hashes no string.
     struct RequestKey: Hashable {
         var route: Int
-        var provider: String
+        var provider: Int
         var status: Int
+    }
+
+    /// Provider labels: each `Provider`, then `none` for answers given before a connection was known.
+    static let providerLabels = Provider.allCases.map(\.rawValue) + ["none"]
+
+    static func providerIndex(_ p: Provider?) -> Int {
+        p.map { Provider.allCases.firstIndex(of: $0)! } ?? Provider.allCases.count
     }
 
     struct TokenKey: Hashable {
@@ -35,7 +46,7 @@ final class ProxyMetrics: @unchecked Sendable {
     private struct State {
         var requests: [RequestKey: UInt64] = [:]
         var duration: [Series]  // by route index
-        var upstream: [String: Series] = [:]  // by provider (a bounded set)
+        var upstream: [Series?] = Array(repeating: nil, count: ProxyMetrics.providerLabels.count)  // by provider index
         var overhead: Series
         var tokens: [TokenKey: (prompt: Int64, completion: Int64)] = [:]
     }
@@ -61,14 +72,13 @@ final class ProxyMetrics: @unchecked Sendable {
 
     /// One request: its count and duration, the provider's share when it reached one, its tokens when
     /// they are known. Token series past `maxTokenSeries` distinct (key, model) pairs count as `other`.
-    func record(route: Int, provider: String, status: Int, seconds: Double, upstreamSeconds: Double?,
+    func record(route: Int, provider: Provider?, status: Int, seconds: Double, upstreamSeconds: Double?,
                 tokens: (keyID: String, model: String, prompt: Int64, completion: Int64)?) {
+        let provider = Self.providerIndex(provider)
         state.withLock { s in
             s.requests[RequestKey(route: route, provider: provider, status: status), default: 0] += 1
             s.duration[route].observe(seconds, bounds: bounds)
             if let upstreamSeconds {
-                // Not `[provider, default: Series(…)]`: that default captures `self`, and its closure context
-                // was allocated on every call (one malloc per request), not only when the provider is new.
                 if s.upstream[provider] == nil { s.upstream[provider] = Series(buckets: bounds.count) }
                 s.upstream[provider]!.observe(upstreamSeconds, bounds: bounds)
                 s.overhead.observe(max(0, seconds - upstreamSeconds), bounds: bounds)
@@ -89,13 +99,14 @@ final class ProxyMetrics: @unchecked Sendable {
     func publish(into metrics: Metrics) {
         let s = state.withLock { $0 }
         for (k, n) in s.requests {
-            metrics.setTotal("llmp_requests_total", [routes[k.route], k.provider, String(k.status)], Double(n))
+            metrics.setTotal("llmp_requests_total", [routes[k.route], Self.providerLabels[k.provider], String(k.status)], Double(n))
         }
         for (i, series) in s.duration.enumerated() where series.perBucket.contains(where: { $0 > 0 }) {
             metrics.setHistogram("llmp_request_duration_seconds", [routes[i]], perBucket: series.perBucket, sum: series.sum)
         }
-        for (provider, series) in s.upstream {
-            metrics.setHistogram("llmp_upstream_duration_seconds", [provider], perBucket: series.perBucket, sum: series.sum)
+        for (i, series) in s.upstream.enumerated() {
+            guard let series else { continue }
+            metrics.setHistogram("llmp_upstream_duration_seconds", [Self.providerLabels[i]], perBucket: series.perBucket, sum: series.sum)
         }
         if s.overhead.perBucket.contains(where: { $0 > 0 }) {
             metrics.setHistogram("llmp_proxy_overhead_seconds", [], perBucket: s.overhead.perBucket, sum: s.overhead.sum)

@@ -118,7 +118,7 @@ final class ProxyExchange: @unchecked Sendable {
         guard decision.allowed else {
             let (headers, error) = RateLimitResponse.refusal(decision, limits: rk.limits, estimate: estimate)
             proxy.metrics.add("llmp_rate_limited_total", [ProxyHandler.denialKind(decision.denied)])
-            return fail(error, keyID: rk.key.id, provider: rk.connection.provider.rawValue, headers: headers)
+            return fail(error, keyID: rk.key.id, provider: rk.connection.provider, headers: headers)
         }
         admission = a
         forward(rk, suffix: suffix, rateHeaders: RateLimitResponse.headers(decision))
@@ -176,13 +176,13 @@ final class ProxyExchange: @unchecked Sendable {
             }
         }
         let status = relay.status == 0 ? 499 : relay.status
-        proxy.record(route: route, provider: rk.connection.provider.rawValue, status: status, seconds: Double(ended - started) / 1e9,
+        proxy.record(route: route, provider: rk.connection.provider, status: status, seconds: Double(ended - started) / 1e9,
                      upstreamNanos: upstreamNanos, tokens: (rk.key.id, facts.model ?? "", tokens))
         logRequest(keyID: rk.key.id, status: relay.status, ended: ended, [("model", .string(facts.model ?? "")), ("stream", .bool(facts.stream)),
                                                             ("prompt_tokens", .int(Int(tokens.prompt))), ("completion_tokens", .int(Int(tokens.completion))),
                                                             ("estimated", .bool(estimated))])
         if outcome != .cancelledBeforeHead || relay.bodyBytes > 0 {
-            let endedAt = nowMillis()
+            let endedAt = startedAt + Int64((ended - started) / 1_000_000)  // one wall-clock read a request
             proxy.usage.record(UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: endedAt), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
                                            model: facts.model ?? "", promptTokens: tokens.prompt, completionTokens: tokens.completion,
                                            estimated: estimated, statusCode: relay.status, latencyMillis: Int64((ended - started) / 1_000_000),
@@ -193,7 +193,7 @@ final class ProxyExchange: @unchecked Sendable {
     // MARK: Answers of our own
 
     /// Answers with an error in the API's own shape, counted and logged.
-    private func fail(_ e: ProxyError, keyID: String = "", provider: String = "none", headers extra: [(String, String)] = []) {
+    private func fail(_ e: ProxyError, keyID: String = "", provider: Provider? = nil, headers extra: [(String, String)] = []) {
         var h = HTTPHeaders(extra)
         h.add("content-type", "application/json")
         h.add("x-request-id", requestID)

@@ -35,7 +35,7 @@ final class ProxyHandler: HTTPHandler {
     }
 
     /// A request's metrics: count, duration and (when it reached a provider) upstream time and tokens.
-    func record(route: Int, provider: String, status: Int, seconds: Double, upstreamNanos: UInt64,
+    func record(route: Int, provider: Provider?, status: Int, seconds: Double, upstreamNanos: UInt64,
                 tokens: (keyID: String, model: String, usage: TokenUsage)? = nil) {
         requestMetrics.record(route: route, provider: provider, status: status, seconds: seconds,
                               upstreamSeconds: upstreamNanos > 0 ? Double(upstreamNanos) / 1e9 : nil,
