@@ -93,8 +93,11 @@ final class PlainTransfer: UpstreamCall, LoopDeferred {
         loop.enqueueLocal { [self] in continueAfterPause() }
     }
 
+    /// The send `begin` left for the end of the loop iteration. Meanwhile the kept-alive connection may have
+    /// been found closed (a later event of the same batch) and the call moved to a new connection, which
+    /// sends once it is connected.
     func runDeferred() {
-        guard !finished else { return }
+        guard !finished, !connecting else { return }
         send()
     }
 
