@@ -51,26 +51,37 @@ import Testing
         #expect(!loop.inEventLoop)
     }
 
-    @Test func deferredWorkRunsLaterInTheIterationInOrder() async throws {
-        final class Step: LoopDeferred, @unchecked Sendable {
-            let name: String
-            let log: LockedBox<[String]>
-            init(_ name: String, _ log: LockedBox<[String]>) { self.name = name; self.log = log }
-            func runDeferred() { log.withLock { $0.append(name) } }
+    /// Deferred work that logs its name, then does `then`.
+    final class Step: LoopDeferred, @unchecked Sendable {
+        let name: String
+        let log: LockedBox<[String]>
+        let then: (() -> Void)?
+        init(_ name: String, _ log: LockedBox<[String]>, then: (() -> Void)? = nil) { self.name = name; self.log = log; self.then = then }
+        func runDeferred() {
+            log.withLock { $0.append(name) }
+            then?()
         }
+    }
+
+    /// Runs `body` on a new loop's thread; returns the log as it is when `body`'s work calls `done`.
+    func logOnALoop(_ body: @escaping @Sendable (EventLoop, LockedBox<[String]>, _ done: @escaping @Sendable () -> Void) -> Void) async throws -> [String] {
         let group = try EventLoopGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
         let log = LockedBox<[String]>([])
-        let seen = await withCheckedContinuation { (c: CheckedContinuation<[String], Never>) in
-            loop.execute {
-                loop.enqueueLocal(Step("object 1", log))
-                loop.enqueueLocal { log.withLock { $0.append("closure") } }
-                loop.enqueueLocal(Step("object 2", log))
-                log.withLock { $0.append("now") }
-                // Queued from deferred work: still this iteration, after what was queued before it.
-                loop.enqueueLocal { loop.enqueueLocal { c.resume(returning: log.withLock { $0 }) } }
-            }
+        return await withCheckedContinuation { (c: CheckedContinuation<[String], Never>) in
+            loop.execute { body(loop, log) { c.resume(returning: log.withLock { $0 }) } }
+        }
+    }
+
+    @Test func deferredWorkRunsLaterInTheIterationInOrder() async throws {
+        let seen = try await logOnALoop { loop, log, done in
+            loop.enqueueLocal(Step("object 1", log))
+            loop.enqueueLocal { log.withLock { $0.append("closure") } }
+            loop.enqueueLocal(Step("object 2", log))
+            log.withLock { $0.append("now") }
+            // Queued from deferred work: still this iteration, after what was queued before it.
+            loop.enqueueLocal { loop.enqueueLocal { done() } }
         }
         #expect(seen == ["now", "object 1", "closure", "object 2"])
     }
@@ -78,28 +89,12 @@ import Testing
     /// Flushes run last in the iteration, after local work queued before or after them; one queued by a
     /// flush runs on the next turn, which comes without waiting for an event.
     @Test func flushesRunAfterTheIterationsLocalWork() async throws {
-        final class Step: LoopDeferred, @unchecked Sendable {
-            let name: String
-            let log: LockedBox<[String]>
-            let then: (() -> Void)?
-            init(_ name: String, _ log: LockedBox<[String]>, then: (() -> Void)? = nil) { self.name = name; self.log = log; self.then = then }
-            func runDeferred() {
-                log.withLock { $0.append(name) }
-                then?()
-            }
-        }
-        let group = try EventLoopGroup(loopCount: 1)
-        defer { group.shutdown() }
-        let loop = group.loops[0]
-        let log = LockedBox<[String]>([])
-        let seen = await withCheckedContinuation { (c: CheckedContinuation<[String], Never>) in
-            loop.execute {
-                let last = Step("next turn", log) { c.resume(returning: log.withLock { $0 }) }
-                loop.enqueueFlush(Step("flush 1", log) { loop.enqueueFlush(last) })
-                loop.enqueueLocal(Step("local", log))
-                loop.enqueueFlush(Step("flush 2", log))
-                loop.enqueueLocal { loop.enqueueLocal(Step("local from local", log)) }
-            }
+        let seen = try await logOnALoop { loop, log, done in
+            let last = Step("next turn", log, then: done)
+            loop.enqueueFlush(Step("flush 1", log) { loop.enqueueFlush(last) })
+            loop.enqueueLocal(Step("local", log))
+            loop.enqueueFlush(Step("flush 2", log))
+            loop.enqueueLocal { loop.enqueueLocal(Step("local from local", log)) }
         }
         #expect(seen == ["local", "local from local", "flush 1", "flush 2", "next turn"])
     }
