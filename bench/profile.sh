@@ -5,6 +5,8 @@
 #   PERF=1    perf record -g of the node            -> $OUT/perf.data  (perf report -i …)
 #   STRACE=1  strace -c of the node's system calls  -> $OUT/strace.txt
 #   MALLOC=1  every malloc of the node for 2 s      -> $OUT/malloc.data (needs: perf probe -x <libc> malloc)
+#   IPI=1     wake-ups and inter-processor interrupts the event loop causes, per request (on this VM an
+#             IPI to wake a process on the other core costs several µs: the largest kernel item)
 # SPLIT=1 leaves only the event loop on CPU 1 (the store, log and other threads go to CPU 0).
 # Prints wrk's RESULT line, the node's CPU µs per request, and per thread (by name) its CPU µs per request
 # and how long it sat runnable but waiting for a core (/proc/PID/task/TID/schedstat) — who starves whom on a
@@ -43,6 +45,9 @@ watcher=""
 if [ -n "${PERF:-}" ]; then perf record -F 2000 -g -p "$pid" -o "$OUT/perf.data" -- sleep "$DUR" >/dev/null 2>&1 & watcher=$!
 elif [ -n "${STRACE:-}" ]; then timeout -s INT "$DUR" strace -c -f -p "$pid" -o "$OUT/strace.txt" & watcher=$!
 elif [ -n "${MALLOC:-}" ]; then perf record -e probe_libc:malloc -g -p "$pid" -o "$OUT/malloc.data" -- sleep 2 >/dev/null 2>&1 & watcher=$!
+elif [ -n "${IPI:-}" ]; then
+  loop_tid=$(for t in /proc/"$pid"/task/*; do [ "$(cat "$t/comm")" = llmp-loop-0 ] && basename "$t"; done)
+  perf stat -x, -e sched:sched_wakeup,ipi:ipi_send_cpu -t "$loop_tid" -o "$OUT/ipi.txt" -- sleep "$DUR" & watcher=$!
 fi
 t0=$(ticks_of "$pid")
 threads() { for t in /proc/"$pid"/task/*; do echo "$(basename "$t") $(tr ' ' _ <"$t/comm") $(awk '{print $14+$15}' "$t/stat") $(cat "$t/schedstat")"; done | sort; }
@@ -59,5 +64,8 @@ echo "per thread: CPU µs/request, ms runnable but waiting for a core, times sch
 join "$OUT/threads.0" "$OUT/threads.1" | awk -v hz="$HZ" -v n="$requests" '
   { cpu[$2] += ($8 - $3) / hz * 1e6 / (n > 0 ? n : 1); wait[$2] += ($10 - $5) / 1e6; runs[$2] += $11 - $6 }
   END { for (k in cpu) if (runs[k] > 0) printf "  %-16s %6.2f µs  %8.1f ms  %7d\n", k, cpu[k], wait[k], runs[k] }' | sort -k2 -nr
+if [ -n "${IPI:-}" ]; then
+  echo "loop per request: $(awk -F, -v n="$requests" '/sched_wakeup|ipi_send_cpu/ {printf "%s %.3f  ", $3, $1 / n}' "$OUT/ipi.txt")"
+fi
 # A node that drops usage under load is not faster, it is broken: say so next to the figures.
 echo "usage right after the run: $(curl -s "http://127.0.0.1:$OURS/metrics" | awk '/^llmp_usage_(queue_depth|dropped_total|written_total) /{printf "%s=%s ", $1, $2}')"
