@@ -8,6 +8,8 @@
 cd "$(dirname "$0")/.." || exit 1
 [ $# -eq 2 ] || { echo "usage: bash bench/ab.sh BIN_A BIN_B" >&2; exit 2; }
 N=${N:-4}
+runs=$(mktemp)
+trap 'rm -f "$runs"' EXIT
 for i in $(seq 1 "$N"); do
   for side in A B; do
     bin=$1; [ "$side" = B ] && bin=$2
@@ -15,9 +17,10 @@ for i in $(seq 1 "$N"); do
     rps=$(echo "$out" | sed -n 's/^RESULT.* rps=\([0-9.]*\).*/\1/p')
     p99=$(echo "$out" | sed -n 's/^RESULT.* p99_us=\([0-9]*\).*/\1/p')
     cpu=$(echo "$out" | sed -n 's/^node CPU µs\/request: //p')
-    echo "$i $side ${rps:-nan} ${p99:-nan} ${cpu:-nan}"
+    echo "$i $side ${rps:-nan} ${p99:-nan} ${cpu:-nan}" | tee -a "$runs"
   done
-done | tee /dev/stderr | awk '
+done
+awk '
   { rps[$1, $2] = $3; p99[$1, $2] = $4; if ($1 > n) n = $1 }
   END {
     for (i = 1; i <= n; i++) {
@@ -29,4 +32,4 @@ done | tee /dev/stderr | awk '
     for (i = 2; i <= n; i++) { v = r[i]; j = i - 1; while (j >= 1 && r[j] > v) { r[j + 1] = r[j]; j-- } r[j + 1] = v }
     m = n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
     printf "B won %d of %d pairs on req/s, %d on p99; median req/s B/A %.3f\n", w, n, pw, m
-  }'
+  }' "$runs"
