@@ -24,6 +24,10 @@ final class PlainHTTPClient {
     let timeouts: UpstreamTimeouts
     let resolver: HostResolver
     let idleLifetimeNanos: UInt64
+    /// A kept-alive connection that fails this soon after a request went out on it was closed by the
+    /// provider as it idled (the race every keep-alive client meets): the call is retried on a new one.
+    /// Later, the provider may have acted on the request, and the call fails instead.
+    let staleConnectionWindowNanos: UInt64
     let stats: PlainHTTPStats
     static let maxIdlePerAuthority = 256
     private var idle: [String: IdleList] = [:]
@@ -41,7 +45,8 @@ final class PlainHTTPClient {
     }
 
     init(loop: EventLoop, timeouts: UpstreamTimeouts, resolver: HostResolver = .shared, idleLifetimeNanos: UInt64 = 60_000_000_000,
-         stats: PlainHTTPStats = PlainHTTPStats()) {
+         staleConnectionWindowNanos: UInt64 = 250_000_000, stats: PlainHTTPStats = PlainHTTPStats()) {
+        self.staleConnectionWindowNanos = staleConnectionWindowNanos
         self.stats = stats
         self.loop = loop
         self.timeouts = timeouts

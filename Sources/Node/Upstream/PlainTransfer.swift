@@ -34,9 +34,6 @@ final class PlainTransfer: UpstreamCall, LoopDeferred {
     private var received = 0
     /// When the whole request had gone out (0 before).
     private var sentAt: UInt64 = 0
-    /// A kept-alive connection that fails this soon after the request went out was closed by the provider
-    /// as it idled (the race every keep-alive client meets); later, the provider may have acted on it.
-    static let staleConnectionWindowNanos: UInt64 = 250_000_000
     /// Bytes read but not yet consumed; while paused it starts with `pendingBody` bytes of decoded body.
     private var carry: [UInt8] = []
     private var pendingBody = 0
@@ -361,7 +358,7 @@ final class PlainTransfer: UpstreamCall, LoopDeferred {
     /// one — if the request had not all gone out, or the failure came within the stale-connection window
     /// (a provider that took the whole request and died later may have run it: no second run).
     private func connectionFailed(_ message: String) {
-        let soonAfterSending = sentAt == 0 || monotonicNanos() &- sentAt < Self.staleConnectionWindowNanos
+        let soonAfterSending = sentAt == 0 || monotonicNanos() &- sentAt < client.staleConnectionWindowNanos
         if reused, received == 0, !retried, !headWasDelivered, soonAfterSending {
             retried = true
             client.stats.retried.add(1, ordering: .relaxed)
