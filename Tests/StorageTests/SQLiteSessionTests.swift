@@ -47,4 +47,21 @@ import Testing
             }
         }
     }
+
+    /// The buffer the values are bound from is the session's, reused: statements growing past it, one
+    /// past 1 MiB (after which it is given back) and small ones again each store their own bytes.
+    @Test func theBindingBufferGrowsShrinksAndIsReusedWithoutMixingValues() throws {
+        try withSession { s in
+            try s.execute("CREATE TABLE t (n INTEGER, b BLOB, x TEXT)", [])
+            let sizes = [3, 40, 5000, 2 << 20, 7, 0, 100_000, 1]
+            for (n, size) in sizes.enumerated() {
+                try s.execute("INSERT INTO t (n, b, x) VALUES (?1, ?2, ?3)", [.int(Int64(n)), .blob(Array(repeating: UInt8(n), count: size)), .text("row \(n)")])
+            }
+            let rows = try s.query("SELECT n, b, x FROM t ORDER BY n", [])
+            #expect(rows.count == sizes.count)
+            for (n, size) in sizes.enumerated() {
+                #expect(rows[n].values == [.int(Int64(n)), .blob(Array(repeating: UInt8(n), count: size)), .text("row \(n)")])
+            }
+        }
+    }
 }
