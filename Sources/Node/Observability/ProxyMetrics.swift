@@ -17,10 +17,12 @@ final class ProxyMetrics: @unchecked Sendable {
     }
 
     /// Provider labels: each `Provider`, then `none` for answers given before a connection was known.
-    static let providerLabels = Provider.allCases.map(\.rawValue) + ["none"]
+    private static let providers = Provider.allCases
+    static let providerLabels = providers.map(\.rawValue) + ["none"]
 
+    /// `p`'s index in `providerLabels` (a search of the stored cases: `allCases` may build its array per call).
     static func providerIndex(_ p: Provider?) -> Int {
-        p.map { Provider.allCases.firstIndex(of: $0)! } ?? Provider.allCases.count
+        p.flatMap { providers.firstIndex(of: $0) } ?? providers.count
     }
 
     struct TokenKey: Hashable {
