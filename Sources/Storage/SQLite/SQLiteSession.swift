@@ -58,8 +58,8 @@ final class SQLiteSession: SQLSession {
     }
 
     /// Binds `params`; text and blobs point into `arena` (`SQLITE_STATIC`: SQLite neither copies nor frees
-    /// them), which must stay valid until the statement is reset — `query` steps inside it. One arena
-    /// per statement instead of SQLite copying every text (an allocation each: 5 per usage record).
+    /// them), which must stay valid until the statement is reset — `query` steps inside it. The session's
+    /// one arena instead of SQLite copying every text (an allocation each: 5 per usage record).
     private func bind(_ stmt: OpaquePointer, _ params: [SQLValue], arena: UnsafeMutableRawBufferPointer) {
         var offset = 0
         func place(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawPointer? {
