@@ -1,18 +1,22 @@
 import Glibc
 
-/// How a usage write shares a core with the event loops: after each step (a statement of rows) the
-/// writer sleeps `factor` times the CPU time the step took, so it never holds a core for more than one
-/// step (~0.1–0.2 ms) and takes at most 1/(1+factor) of it.
+/// How a usage write shares a core with the event loops: the writer sleeps `factor` times the CPU time
+/// it used, at the end of each step (a statement of rows) and, inside a step, at every pace point
+/// (`WritePacing.point()`, which SQLite calls while it works) once the step has run `sliceNanos` — so it
+/// never holds a core for much more than a slice and takes at most 1/(1+factor) of it.
 ///
 /// Why not nice values alone: with nothing waking the event loop (a saturated loop never sleeps), the
 /// kernel switches threads only at its tick (4 ms at HZ=250), so a writer that runs without sleeping
 /// holds the core for a whole tick and every request in flight waits that long (p99 ~4 ms at 16
 /// connections on one core); and a nice-19 writer gets so little of a saturated core that usage piles up.
 /// A writer that sleeps wakes with the scheduler's credit for the time it slept and preempts at once,
-/// runs one short step and sleeps again: the loop is held off for one step at a time.
+/// runs one short slice and sleeps again: the loop is held off for one slice at a time.
 struct WritePacing: Sendable {
     /// Sleep per unit of CPU used.
     let factor: Double
+
+    /// How long a paced writer runs before a pace point makes it sleep.
+    static let sliceNanos: UInt64 = 80_000
 
     /// `.background`: at most a quarter of a core, for records that are keeping up; `.normal`: up to
     /// two thirds, to catch up a backlog; `.urgent`: no pause (a backlog near its cap, the final flush).
@@ -26,18 +30,73 @@ struct WritePacing: Sendable {
         }
     }
 
-    /// Runs `step`, then sleeps in proportion to the CPU time it took.
+    /// Runs `step` with this thread's pace points active, then sleeps for the CPU time used since the
+    /// last pause.
     func step<T>(_ step: () throws -> T) rethrows -> T {
-        let start = Self.threadCPUNanos()
-        let result = try step()
-        let sleepMicros = Double(Self.threadCPUNanos() &- start) * factor / 1000
-        if sleepMicros >= 1 { usleep(UInt32(min(sleepMicros, 100_000))) }
-        return result
+        guard factor > 0 else { return try step() }
+        let pace = PacePoint.current
+        pace.start(factor: factor)
+        defer { pace.finish() }
+        return try step()
     }
 
-    private static func threadCPUNanos() -> UInt64 {
+    /// Called by the store's driver while it works (SQLite: every few thousand virtual-machine steps):
+    /// sleeps if a paced step on this thread has run a slice since its last pause. Costs a clock read
+    /// otherwise; nothing on a thread without a paced step.
+    static func point() { PacePoint.current.point() }
+}
+
+/// One thread's pacing state (`WritePacing`), in a thread-specific slot.
+final class PacePoint {
+    private var factor: Double = 0
+    private var markCPU: UInt64 = 0
+    private var markWall: UInt64 = 0
+    /// Pauses this thread has taken at pace points (for tests).
+    private(set) var pauses = 0
+
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { p in if let p { Unmanaged<PacePoint>.fromOpaque(p).release() } }
+        return k
+    }()
+
+    static var current: PacePoint {
+        if let p = pthread_getspecific(key) { return Unmanaged<PacePoint>.fromOpaque(p).takeUnretainedValue() }
+        let p = PacePoint()
+        pthread_setspecific(key, Unmanaged.passRetained(p).toOpaque())
+        return p
+    }
+
+    func start(factor: Double) {
+        self.factor = factor
+        mark()
+    }
+
+    func finish() {
+        pause()
+        factor = 0
+    }
+
+    func point() {
+        guard factor > 0, Self.nanos(CLOCK_MONOTONIC) &- markWall >= WritePacing.sliceNanos else { return }
+        pause()
+        pauses += 1
+        mark()
+    }
+
+    private func mark() {
+        markCPU = Self.nanos(CLOCK_THREAD_CPUTIME_ID)
+        markWall = Self.nanos(CLOCK_MONOTONIC)
+    }
+
+    private func pause() {
+        let sleepMicros = Double(Self.nanos(CLOCK_THREAD_CPUTIME_ID) &- markCPU) * factor / 1000
+        if sleepMicros >= 1 { usleep(UInt32(min(sleepMicros, 100_000))) }
+    }
+
+    private static func nanos(_ clock: clockid_t) -> UInt64 {
         var ts = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        clock_gettime(clock, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }

@@ -259,39 +259,45 @@ final class SQLStore: Store, @unchecked Sendable {
     private static let usageColumns = "id, vkey_id, connection_id, model, prompt_tokens, completion_tokens, estimated, status, latency_ms, stream, started_at, ended_at, node_id"
 
     /// One transaction, written in statements of up to 64 rows (the session caches each text's prepared
-    /// statement), paced so an event loop sharing the core is held off for one statement at a time.
+    /// statement), paced as one span (`WritePacing`) — COMMIT included, where SQLite writes the WAL and may
+    /// checkpoint — so an event loop sharing the core is held off for one slice at a time: the pace points
+    /// are SQLite's (its progress handler and `PacedVFS`) and one after each statement (all PostgreSQL has).
     func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws {
         guard !records.isEmpty else { return }
         let pacing = WritePacing(lane)
-        try await transaction(lane: lane) { s in
-            var i = 0
-            // One parameter array for every statement (each was a ~20 KB allocation, freed through glibc's
-            // bins rather than its per-thread cache).
-            var params: [SQLValue] = []
-            params.reserveCapacity(min(64, records.count) * 13)
-            while i < records.count {
-                let chunk = records[i..<min(i + 64, records.count)]
-                try pacing.step {
-                    params.removeAll(keepingCapacity: true)
-                    for r in chunk {
-                        // One append each (an array literal per row was an allocation per record).
-                        params.append(.text(r.id))
-                        params.append(.text(r.virtualKeyID))
-                        params.append(.text(r.connectionID))
-                        params.append(.text(r.model))
-                        params.append(.int(r.promptTokens))
-                        params.append(.int(r.completionTokens))
-                        params.append(.int(r.estimated ? 1 : 0))
-                        params.append(.int(Int64(r.statusCode)))
-                        params.append(.int(r.latencyMillis))
-                        params.append(.int(r.stream ? 1 : 0))
-                        params.append(.int(r.startedAt))
-                        params.append(.int(r.endedAt))
-                        params.append(.text(r.nodeID))
+        let d = dialect
+        try await withSession(lane: lane) { s in
+            try pacing.step {
+                try Self.inTransaction(s, d) { s in
+                    var i = 0
+                    // One parameter array for every statement (each was a ~20 KB allocation, freed through
+                    // glibc's bins rather than its per-thread cache).
+                    var params: [SQLValue] = []
+                    params.reserveCapacity(min(64, records.count) * 13)
+                    while i < records.count {
+                        let chunk = records[i..<min(i + 64, records.count)]
+                        params.removeAll(keepingCapacity: true)
+                        for r in chunk {
+                            // One append each (an array literal per row was an allocation per record).
+                            params.append(.text(r.id))
+                            params.append(.text(r.virtualKeyID))
+                            params.append(.text(r.connectionID))
+                            params.append(.text(r.model))
+                            params.append(.int(r.promptTokens))
+                            params.append(.int(r.completionTokens))
+                            params.append(.int(r.estimated ? 1 : 0))
+                            params.append(.int(Int64(r.statusCode)))
+                            params.append(.int(r.latencyMillis))
+                            params.append(.int(r.stream ? 1 : 0))
+                            params.append(.int(r.startedAt))
+                            params.append(.int(r.endedAt))
+                            params.append(.text(r.nodeID))
+                        }
+                        try s.execute(self.usageInsertSQL(rows: chunk.count), params)
+                        WritePacing.point()
+                        i += chunk.count
                     }
-                    try s.execute(self.usageInsertSQL(rows: chunk.count), params)
                 }
-                i += chunk.count
             }
         }
     }

@@ -6,12 +6,15 @@ final class SQLiteSession: SQLSession {
     private var statements: [String: OpaquePointer] = [:]
 
     /// Process-wide SQLite settings, applied once before the first connection opens.
-    private static let configured: Void = { _ = llmp_sqlite_disable_memstatus() }()
+    private static let configured: Void = {
+        _ = llmp_sqlite_disable_memstatus()
+        _ = PacedVFS.registered
+    }()
 
     init(path: String) throws(SQLError) {
         _ = Self.configured
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        let rc = sqlite3_open_v2(path, &db, flags, PacedVFS.registered ? PacedVFS.name : nil)
         guard rc == SQLITE_OK, db != nil else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close(db)
@@ -19,6 +22,8 @@ final class SQLiteSession: SQLSession {
             throw SQLError(kind: .connection, message: "cannot open SQLite database \(path): \(message)")
         }
         sqlite3_busy_timeout(db, 10_000)
+        // Pace points inside long statements (a 64-row insert), so a paced writer sleeps mid-statement.
+        sqlite3_progress_handler(db, 100, { _ in WritePacing.point(); return 0 }, nil)
         try execute("PRAGMA journal_mode=WAL", [])
         try execute("PRAGMA synchronous=NORMAL", [])
         try execute("PRAGMA foreign_keys=ON", [])
