@@ -4,17 +4,17 @@ import Testing
 @testable import Storage
 
 @Suite struct WritePacingTests {
-    /// Spins for `millis` of wall time, passing a pace point every few microseconds.
-    private func spin(millis: Double) {
+    /// Passes a pace point every few microseconds for `millis` of wall time, or until `done`.
+    private func spin(millis: Double, until done: () -> Bool = { false }) {
         let end = Date().addingTimeInterval(millis / 1000)
-        while Date() < end { WritePacing.point() }
+        while Date() < end, !done() { WritePacing.point() }
     }
 
     @Test func aPacedStepPausesAtPacePointsOnceItHasRunASlice() {
         let pace = PacePoint.current
         let before = pace.pauses
-        WritePacing(.normal).step { spin(millis: 3) }
-        // 3 ms of pace points in 80 µs slices (each pause adds half the slice's CPU time as sleep).
+        // A pause per 80 µs slice: three take ~0.3 ms; two seconds leaves room for a loaded machine.
+        WritePacing(.normal).step { spin(millis: 2000, until: { pace.pauses - before >= 3 }) }
         #expect(pace.pauses - before >= 3)
     }
 
