@@ -5,15 +5,8 @@ static inline void (*llmp_sqlite_static(void))(void *) { return SQLITE_STATIC; }
 // allocation SQLite makes; nothing here reads them. Must run before SQLite initialises (else SQLITE_MISUSE).
 static inline int llmp_sqlite_disable_memstatus(void) { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
 // A file of the paced VFS (PacedVFS.swift): SQLite's file header, then a pointer to the file of the VFS it
-// wraps, which lives right after this struct in the same allocation (SQLite allocates `szOsFile` bytes);
-// then the VFS's own writeback state: a descriptor of the same file, and the span and byte count written
-// since write-out last started.
+// wraps, which lives right after this struct in the same allocation (SQLite allocates `szOsFile` bytes).
 typedef struct llmp_paced_file {
     sqlite3_file base;
     sqlite3_file *real;
-    int writeback_fd;
-    long long written_from, written_to, written_bytes;
 } llmp_paced_file;
-// glibc's sync_file_range (declared by <fcntl.h> only under _GNU_SOURCE); offsets are off64_t (long on LP64).
-extern int sync_file_range(int fd, long offset, long nbytes, unsigned int flags);
-#define LLMP_SYNC_FILE_RANGE_WRITE 2
