@@ -13,7 +13,7 @@ import Testing
     @Test func aPacedStepPausesAtPacePointsOnceItHasRunASlice() {
         let pace = PacePoint.current
         let before = pace.pauses
-        // A pause per 80 µs slice: three take ~0.3 ms; two seconds leaves room for a loaded machine.
+        // A pause per 200 µs slice: three take under a millisecond; two seconds leaves room for a loaded machine.
         WritePacing(.normal).step { spin(millis: 2000, until: { pace.pauses - before >= 3 }) }
         #expect(pace.pauses - before >= 3)
     }
