@@ -19,14 +19,18 @@ struct WritePacing: Sendable {
     /// alternated pairs at 16 connections (`bench/ab.sh`): +10% req/s (fewer sleeps and wake-ups), p99 alike.
     static let sliceNanos: UInt64 = 200_000
 
-    /// `.background`: at most a quarter of a core, for records that are keeping up; `.normal`: up to
-    /// two thirds, to catch up a backlog; `.urgent`: no pause (a backlog near its cap, the final flush).
-    /// The pauses cost a writer alone on its core: `bench/storage.sh 100000 0 1 500` on SQLite, 130–148k
-    /// records/s unpaced, ~110k on the normal lane.
+    /// `.background` and `.normal` (records keeping up, on a nice-19 thread; a backlog, on nice-5 ones):
+    /// at most a quarter of a core; `.urgent`: no pause (a backlog half way to its cap, the final flush).
+    /// The quarter caps one paced writer at ~80k records/s at this machine's ~3 µs of CPU a record (SQLite;
+    /// 130–148k unpaced, `bench/storage.sh 100000 0 1 500`) — ~1.8× what a saturated loop core produces;
+    /// past that the backlog grows to the urgent lane's threshold and is written unpaced. `.normal` had two
+    /// thirds of a core (0.5) until session 10: a backlog was then written in bursts that held a saturated
+    /// loop's core ~60% of the time; at 3, four alternated pairs at 16 connections (`bench/ab.sh`): p99
+    /// 1.12–1.16 -> 0.74–0.81 ms (1.5 in between: 0.85–0.98), req/s alike (−0.5%).
     init(_ lane: StoreLane) {
         switch lane {
         case .background: factor = 3
-        case .normal: factor = 0.5
+        case .normal: factor = 3
         case .urgent: factor = 0
         }
     }

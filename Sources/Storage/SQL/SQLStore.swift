@@ -363,8 +363,9 @@ final class SQLStore: Store, @unchecked Sendable {
     }
 
     func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {
-        // Through the index on started_at, oldest first; the pause (on the paced lanes) comes after COMMIT,
-        // so a paused prune never holds the write lock.
+        // Through the index on started_at, oldest first. Paced as usage inserts are (on the paced lanes): on
+        // SQLite a pause inside the transaction holds the write lock, so a usage batch may wait in the busy
+        // handler meanwhile — background writes both; no request waits on either.
         let d = dialect
         let sql = q("DELETE FROM usage_records WHERE \(d.rowKey) IN (SELECT \(d.rowKey) FROM usage_records WHERE started_at < $1 ORDER BY started_at LIMIT \(max(0, limit)))")
         let pacing = WritePacing(lane)
