@@ -26,6 +26,20 @@ import Testing
         #expect(pace.pauses == before)
     }
 
+    /// The background lane's thread gives way to a waking loop by itself (nice 19): it pauses after each
+    /// statement, whatever its length, and never inside the driver.
+    @Test func theBackgroundLanePausesBetweenStatementsOnly() {
+        let pace = PacePoint.current
+        let before = pace.pauses
+        WritePacing(.background).step {
+            let end = Date().addingTimeInterval(0.002)
+            while Date() < end { WritePacing.driverPoint() }
+            #expect(pace.pauses == before)
+            WritePacing.point()
+            #expect(pace.pauses == before + 1)
+        }
+    }
+
     /// A database file in a new directory, removed afterwards.
     private func withDatabase(_ body: (String) throws -> Void) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("llmp-pacing-\(UUID().uuidString)")

@@ -363,9 +363,10 @@ final class SQLStore: Store, @unchecked Sendable {
     }
 
     func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {
-        // Through the index on started_at, oldest first. Paced as usage inserts are (on the paced lanes): on
-        // SQLite a pause inside the transaction holds the write lock, so a usage batch may wait in the busy
-        // handler meanwhile — background writes both; no request waits on either.
+        // Through the index on started_at, oldest first. Paced as usage inserts are: on the background lane
+        // (the node's rounds) one statement, so the pause comes after COMMIT and a paused prune never holds
+        // the write lock; on the normal lane (`usage prune`) SQLite pauses inside it too, lock held, and a
+        // usage batch may wait in the busy handler meanwhile — a background write; no request waits on it.
         let d = dialect
         let sql = q("DELETE FROM usage_records WHERE \(d.rowKey) IN (SELECT \(d.rowKey) FROM usage_records WHERE started_at < $1 ORDER BY started_at LIMIT \(max(0, limit)))")
         let pacing = WritePacing(lane)

@@ -2,7 +2,7 @@ import CSQLite
 import Glibc
 
 /// A VFS over SQLite's default one (`unix`) whose reads, writes and syncs are pace points
-/// (`WritePacing.point()`), so a paced usage write also pauses inside what no statement boundary splits:
+/// (`WritePacing.driverPoint()`), so a paced usage write also pauses inside what no statement boundary splits:
 /// a COMMIT writing its pages to the WAL (~100 `pwrite`s for a 500-row batch) and the checkpoint that
 /// follows it (~200 page reads and writes, two `fdatasync`s), which held a shared core for 0.3–1 ms in one
 /// go (`perf sched timehist`: the writer's runs over 0.8 ms, 18–20 a second under load, nearly all ending
@@ -56,16 +56,16 @@ enum PacedVFS {
         m.iVersion = 3
         m.xClose = { f in let r = PacedVFS.real(f); return PacedVFS.methods(r).xClose(r) }
         m.xRead = { f, buf, n, off in
-            WritePacing.point()
+            WritePacing.driverPoint()
             let r = PacedVFS.real(f); return PacedVFS.methods(r).xRead(r, buf, n, off)
         }
         m.xWrite = { f, buf, n, off in
-            WritePacing.point()
+            WritePacing.driverPoint()
             let r = PacedVFS.real(f); return PacedVFS.methods(r).xWrite(r, buf, n, off)
         }
         m.xTruncate = { f, size in let r = PacedVFS.real(f); return PacedVFS.methods(r).xTruncate(r, size) }
         m.xSync = { f, flags in
-            WritePacing.point()
+            WritePacing.driverPoint()
             let r = PacedVFS.real(f); return PacedVFS.methods(r).xSync(r, flags)
         }
         m.xFileSize = { f, size in let r = PacedVFS.real(f); return PacedVFS.methods(r).xFileSize(r, size) }

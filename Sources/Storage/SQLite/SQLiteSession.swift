@@ -23,7 +23,7 @@ final class SQLiteSession: SQLSession {
         }
         sqlite3_busy_timeout(db, 10_000)
         // Pace points inside long statements (a 64-row insert), so a paced writer sleeps mid-statement.
-        sqlite3_progress_handler(db, 100, { _ in WritePacing.point(); return 0 }, nil)
+        sqlite3_progress_handler(db, 100, { _ in WritePacing.driverPoint(); return 0 }, nil)
         try execute("PRAGMA journal_mode=WAL", [])
         try execute("PRAGMA synchronous=NORMAL", [])
         try execute("PRAGMA foreign_keys=ON", [])
