@@ -1,9 +1,11 @@
 import Glibc
 
-/// How a usage write shares a core with the event loops: the writer sleeps `factor` times the CPU time
-/// it used, at the end of each step (a statement of rows) and, inside a step, at every pace point
-/// (`WritePacing.point()`, which SQLite calls while it works) once the step has run `sliceNanos` — so it
-/// never holds a core for much more than a slice and takes at most 1/(1+factor) of it.
+/// How a usage write shares a core with the event loops: a paced step (a batch's transaction) sleeps
+/// `factor` times the CPU time it used since its last pause, at its end and at pace points: between
+/// statements (`WritePacing.point()`) and, on the catch-up lane, inside the driver
+/// (`WritePacing.driverPoint()`: SQLite's progress handler and `PacedVFS`) once `sliceNanos` have passed
+/// since the last pause. So it takes at most 1/(1+factor) of a core, and holds it for one statement (the
+/// background lane) or one slice (the catch-up lane) at a time.
 ///
 /// Why not nice values alone: with nothing waking the event loop (a saturated loop never sleeps), the
 /// kernel switches threads only at its tick (4 ms at HZ=250), so a writer that runs without sleeping
@@ -14,11 +16,11 @@ import Glibc
 struct WritePacing: Sendable {
     /// Sleep per unit of CPU used.
     let factor: Double
-    /// Whether the driver's own pace points (`WritePacing.driverPoint()`) pause too, or only those
-    /// between statements.
+    /// Whether the step pauses in slices, at the driver's pace points too (`WritePacing.driverPoint()`),
+    /// or after each statement only.
     let insideDriver: Bool
 
-    /// How long a paced writer runs before a pace point makes it sleep. 200 µs against 80 µs, four
+    /// How long a writer paced in slices runs before a pace point makes it sleep. 200 µs against 80 µs, four
     /// alternated pairs at 16 connections (`bench/ab.sh`): +10% req/s (fewer sleeps and wake-ups), p99 alike.
     static let sliceNanos: UInt64 = 200_000
 
@@ -36,11 +38,10 @@ struct WritePacing: Sendable {
         case .normal: factor = 3
         case .urgent: factor = 0
         }
-        // Only where the event loops may not preempt the writer: the background lane's nice-19 thread
-        // gives way to a waking loop at once, and more, shorter runs there only meant more wake-ups
-        // (one connection, four alternated pairs: p99 260–334 -> 320–396 µs with them).
+        // Slices only where a loop does not preempt the writer (nice-5 threads on a saturated core). The
+        // background lane's nice-19 thread gives way to a waking loop at once; in slices it added ~10% to
+        // the one-connection p99 (six alternated pairs, 0 of 6), after each statement it is as before.
         insideDriver = lane == .normal
-
     }
 
     /// Runs `step` with this thread's pace points active, then sleeps for the CPU time used since the
@@ -53,8 +54,8 @@ struct WritePacing: Sendable {
         return try step()
     }
 
-    /// Called between a paced step's statements: sleeps if the step has run a slice since its last
-    /// pause. Costs a clock read otherwise; nothing on a thread without a paced step.
+    /// Called between a paced step's statements: sleeps (in slices: if the step has run a slice since its
+    /// last pause, else a clock read). Nothing on a thread without a paced step.
     static func point() { PacePoint.current.point() }
 
     /// Called by the store's driver while it works (SQLite: its progress handler and `PacedVFS`): as
