@@ -5,8 +5,9 @@ import Storage
 /// makes give way to the event loops, so writing does not delay requests). When the writer falls behind —
 /// a batch's oldest record has waited longer than `catchUpAfterMillis`, or more than `catchUpDepth`
 /// records are waiting, as when a saturated node starves the background lane — batches go to the normal
-/// lane (nice 5 threads, which a saturated loop does not starve; paced alike); half way to `capacity`, and for the final flush, to the urgent lane
-/// (unpaced: losing records would be worse than delaying requests). A failed batch stays at the head of the
+/// lane (nice-5 threads, which a saturated loop does not starve, paced as much but in slices inside the
+/// store's driver); half way to `capacity`, and for the final flush, to the urgent lane (unpaced: losing
+/// records would be worse than delaying requests). A failed batch stays at the head of the
 /// queue and is retried with backoff, so accepted records survive a store outage; the queue holds at most
 /// `capacity` records (beyond that new records are counted as dropped). `shutdown` flushes what is left.
 ///

@@ -260,8 +260,9 @@ final class SQLStore: Store, @unchecked Sendable {
 
     /// One transaction, written in statements of up to 64 rows (the session caches each text's prepared
     /// statement), paced as one span (`WritePacing`) — COMMIT included, where SQLite writes the WAL and may
-    /// checkpoint — so an event loop sharing the core is held off for one slice at a time: the pace points
-    /// are SQLite's (its progress handler and `PacedVFS`) and one after each statement (all PostgreSQL has).
+    /// checkpoint — so an event loop sharing the core is held off for one statement (background lane) or
+    /// one slice (catch-up lane) at a time: the pace points are one after each statement (all PostgreSQL
+    /// has) and, on the catch-up lane, SQLite's own (its progress handler and `PacedVFS`).
     func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws {
         guard !records.isEmpty else { return }
         let pacing = WritePacing(lane)

@@ -31,9 +31,16 @@ enum PacedVFS {
             let paced = UnsafeMutableRawPointer(file).assumingMemoryBound(to: llmp_paced_file.self)
             let real = (UnsafeMutableRawPointer(file) + MemoryLayout<llmp_paced_file>.stride).assumingMemoryBound(to: sqlite3_file.self)
             paced.pointee.real = real
+            real.pointee.pMethods = nil
             let rc = wrapped.pointee.xOpen(wrapped, zName, real, flags, outFlags)
-            // SQLite calls no method of a file whose open failed, and only xClose of one that opened.
-            paced.pointee.base.pMethods = rc == SQLITE_OK && real.pointee.pMethods != nil ? PacedVFS.pacedMethods : nil
+            guard rc == SQLITE_OK, real.pointee.pMethods != nil else {
+                // SQLite wants no methods on a file whose open failed; a VFS that left some on its own
+                // file wants that file closed all the same.
+                if let close = real.pointee.pMethods?.pointee.xClose { _ = close(real) }
+                paced.pointee.base.pMethods = nil
+                return rc == SQLITE_OK ? SQLITE_CANTOPEN : rc
+            }
+            paced.pointee.base.pMethods = PacedVFS.pacedMethods
             return rc
         }
         return sqlite3_vfs_register(vfs, 0) == SQLITE_OK

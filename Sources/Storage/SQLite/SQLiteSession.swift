@@ -22,7 +22,8 @@ final class SQLiteSession: SQLSession {
             throw SQLError(kind: .connection, message: "cannot open SQLite database \(path): \(message)")
         }
         sqlite3_busy_timeout(db, 10_000)
-        // Pace points inside long statements (a 64-row insert), so a paced writer sleeps mid-statement.
+        // Pace points inside long statements (a 64-row insert): a writer paced in slices (the usage
+        // catch-up lane, `WritePacing`) sleeps mid-statement; nothing for anyone else.
         sqlite3_progress_handler(db, 100, { _ in WritePacing.driverPoint(); return 0 }, nil)
         try execute("PRAGMA journal_mode=WAL", [])
         try execute("PRAGMA synchronous=NORMAL", [])
