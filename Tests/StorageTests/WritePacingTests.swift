@@ -4,16 +4,18 @@ import Testing
 @testable import Storage
 
 @Suite struct WritePacingTests {
-    /// Passes a pace point every few microseconds for `millis` of wall time, or until `done`.
-    private func spin(millis: Double, until done: () -> Bool = { false }) {
+    /// Passes `point` (a statement boundary unless told) every few microseconds for `millis` of wall
+    /// time, or until `done`.
+    private func spin(millis: Double, at point: () -> Void = WritePacing.point, until done: () -> Bool = { false }) {
         let end = Date().addingTimeInterval(millis / 1000)
-        while Date() < end, !done() { WritePacing.point() }
+        while Date() < end, !done() { point() }
     }
 
     @Test func aPacedStepPausesAtPacePointsOnceItHasRunASlice() {
         let pace = PacePoint.current
         let before = pace.pauses
-        // A pause per 200 µs slice: three take under a millisecond; two seconds leaves room for a loaded machine.
+        // A pause per 200 µs slice, each sleeping 3× its CPU time: three take ~2.4 ms; two seconds leaves room
+        // for a loaded machine.
         WritePacing(.normal).step { spin(millis: 2000, until: { pace.pauses - before >= 3 }) }
         #expect(pace.pauses - before >= 3)
     }
@@ -32,8 +34,7 @@ import Testing
         let pace = PacePoint.current
         let before = pace.pauses
         WritePacing(.background).step {
-            let end = Date().addingTimeInterval(0.002)
-            while Date() < end { WritePacing.driverPoint() }
+            spin(millis: 2, at: WritePacing.driverPoint)
             #expect(pace.pauses == before)
             WritePacing.point()
             #expect(pace.pauses == before + 1)

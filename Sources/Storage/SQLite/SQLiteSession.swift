@@ -29,10 +29,11 @@ final class SQLiteSession: SQLSession {
         try execute("PRAGMA synchronous=NORMAL", [])
         try execute("PRAGMA foreign_keys=ON", [])
         // Checkpoint every 200 WAL pages (default 1000): the checkpoint runs inside a COMMIT, in one
-        // go, so a smaller one is a shorter stall for a loop sharing the writer's core (bench/profile.sh,
-        // one core, 16 connections, three alternated pairs: p99 2.0–2.1 -> 1.7 ms). The price is raw
-        // insert speed: one unpaced writer 184–190k -> 130–148k records/s (bench/storage.sh), still ~4x
-        // what a saturated event-loop core produces.
+        // go on the unsliced lanes, so a smaller one is a shorter stall for a loop sharing the writer's
+        // core (bench/profile.sh, one core, 16 connections, three alternated pairs: p99 2.0–2.1 -> 1.7 ms).
+        // The price is raw insert speed: one unpaced writer 184–190k -> 130–148k records/s
+        // (bench/storage.sh), still ~4x what a saturated event-loop core produces. Measured again once the
+        // catch-up lane sliced checkpoints (`PacedVFS`): 1000 pages gained nothing (2 of 4 pairs on req/s).
         try execute("PRAGMA wal_autocheckpoint=200", [])
     }
 
