@@ -92,6 +92,22 @@ end
 LUA
 }
 
+# As write_wrk_script, but each request carries the next of the keys in keys_file (one a line), in turn:
+# load spread over many virtual keys, as a shared gateway sees it.
+write_wrk_script_keys() { # file request_body_file keys_file
+  write_wrk_script "$1" "$2" unused
+  { printf 'local keys = {'; sed 's/.*/"&",/' "$3" | tr -d '\n'; printf '}\n'
+    cat <<'LUA'
+local turn = 0
+request = function()
+  turn = turn % #keys + 1
+  wrk.headers["Authorization"] = "Bearer " .. keys[turn]
+  return wrk.format()
+end
+LUA
+  } >>"$1"
+}
+
 # run_wrk NAME PID URL CONNS DUR SCRIPT CPU -> prints "rps p50_us p99_us cpu_us_per_req errors"
 run_wrk() {
   local name=$1 pid=$2 url=$3 conns=$4 dur=$5 script=$6 cpu=$7

@@ -11,7 +11,8 @@
 # Prints wrk's RESULT line, the node's CPU µs per request, and per thread (by name) its CPU µs per request
 # and how long it sat runnable but waiting for a core (/proc/PID/task/TID/schedstat) — who starves whom on a
 # shared core. EXTRA adds serve flags (EXTRA="--log-level info"
-# measures the access log); BIN=path runs another build (A/B). For comparing builds back to back;
+# measures the access log); KEYS=N spreads the requests over N virtual keys, in turn (default 1);
+# BIN=path runs another build (A/B). For comparing builds back to back;
 # bench/proxy.sh makes the recorded figures.
 #   C=16 DUR=8 PERF=1 bash bench/profile.sh
 cd "$(dirname "$0")/.." || exit 1
@@ -26,11 +27,14 @@ start_nginx_static mock "$MOCK" /v1/chat/completions "$BENCH_TMP/body.json" 0
 mkdir -p "$BENCH_TMP/store"
 export LLM_PROXY_DATABASE_URL="sqlite:$BENCH_TMP/store/llm-proxy.db"
 CONN=$("$BIN" connection add --name mock --provider openai --endpoint "http://127.0.0.1:$MOCK/v1" --api-key sk-upstream --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-KEY=$("$BIN" vkey add --name bench --conn-id "$CONN" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+for i in $(seq 1 "${KEYS:-1}"); do
+  "$BIN" vkey add --name "bench-$i" --conn-id "$CONN" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
+done >"$BENCH_TMP/keys.txt"
 # shellcheck disable=SC2086
 start_bg ours 1 "$BIN" serve --listen "127.0.0.1:$OURS" --event-loops 1 --log-level warning ${EXTRA:-}
 wait_port "$MOCK" 10 && wait_port "$OURS" 10 || { echo "a server did not start"; exit 1; }
-write_wrk_script "$BENCH_TMP/key.lua" "$BENCH_TMP/req.json" "$KEY"
+if [ "${KEYS:-1}" -gt 1 ]; then write_wrk_script_keys "$BENCH_TMP/key.lua" "$BENCH_TMP/req.json" "$BENCH_TMP/keys.txt"
+else write_wrk_script "$BENCH_TMP/key.lua" "$BENCH_TMP/req.json" "$(cat "$BENCH_TMP/keys.txt")"; fi
 pid=$(cat "$BENCH_TMP/ours.pid")
 url="http://127.0.0.1:$OURS/v1/chat/completions"
 taskset -c 0 wrk -t1 -c"$C" -d2s -s "$BENCH_TMP/key.lua" "$url" >/dev/null 2>&1  # warm-up

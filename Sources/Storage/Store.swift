@@ -31,9 +31,11 @@ public protocol Store: Sendable {
     func deleteVirtualKey(id: String, actor: AuditActor) async throws
 
     // MARK: Usage
-    /// Inserts a batch atomically; re-inserting records whose ids exist is a no-op (safe to retry). On the
-    /// `.background` lane the work yields the CPU to request handling (see `StoreLane`).
-    func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws
+    /// Inserts the records of every batch in one transaction (all or none); re-inserting records whose ids
+    /// exist is a no-op (safe to retry). On the `.background` lane the work yields the CPU to request
+    /// handling (see `StoreLane`). Several batches in one call are one commit: with many virtual keys each
+    /// commit writes one page of the per-key index for every key in it, whatever the number of records.
+    func insertUsage(_ batches: [[UsageRecord]], lane: StoreLane) async throws
     func usageTotals(_ query: UsageQuery) async throws -> [UsageTotal]
     func usageRecords(_ query: UsageQuery, limit: Int) async throws -> [UsageRecord]
     /// The records `query` selects, oldest first — by `startedAt`, then `id` — strictly after `after` (the
@@ -87,8 +89,9 @@ public func redactURL(_ url: String) -> String {
 }
 
 extension Store {
-    public func insertUsage(_ records: [UsageRecord]) async throws {
-        try await insertUsage(records, lane: .normal)
+    /// One batch, in one transaction.
+    public func insertUsage(_ records: [UsageRecord], lane: StoreLane = .normal) async throws {
+        try await insertUsage([records], lane: lane)
     }
 
     /// Deletes every usage record that started before `before` (Unix ms), `batch` records per transaction

@@ -27,9 +27,9 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
     func deleteVirtualKey(id: String, actor: AuditActor) async throws { try await inner.deleteVirtualKey(id: id, actor: actor) }
     /// The record ids of every insert attempted, in order.
     let batches = LockedBox<[[String]]>([])
-    func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws {
+    func insertUsage(_ inserted: [[UsageRecord]], lane: StoreLane) async throws {
         lanes.withLock { $0.append(lane) }
-        batches.withLock { $0.append(records.map(\.id)) }
+        batches.withLock { $0.append(inserted.joined().map(\.id)) }
         let failNow = failingInsert.withLock { n -> Bool in
             guard let left = n else { return false }
             n = left - 1
@@ -37,7 +37,7 @@ final class FlakyUsageStore: Store, @unchecked Sendable {
         }
         if failNow { down.withLock { $0 = true } }
         if down.withLock({ $0 }) { throw StoreError(.unavailable, "store is down (test)") }
-        try await inner.insertUsage(records, lane: lane)
+        try await inner.insertUsage(inserted, lane: lane)
     }
     func usageTotals(_ q: UsageQuery) async throws -> [UsageTotal] { try await inner.usageTotals(q) }
     func usageRecords(_ q: UsageQuery, limit: Int) async throws -> [UsageRecord] { try await inner.usageRecords(q, limit: limit) }

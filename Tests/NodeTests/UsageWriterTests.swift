@@ -53,7 +53,7 @@ import TestSupport
     /// of records that arrived meanwhile, and everything is written exactly once when the store returns.
     @Test func aFailureMidFlushKeepsOrderAndLosesNothing() async throws {
         let store = try await migratedStore()
-        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10)
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, transactionRecords: 10)
         for i in 0..<35 { writer.record(record(i)) }
         store.failingInsert.withLock { $0 = 3 }  // batches 0-9 and 10-19 go in, 20-29 fails
         #expect(await writer.flushOnce() == false)
@@ -80,7 +80,7 @@ import TestSupport
     /// filled, oldest first; a batch that failed is retried whole, ahead of batches begun since.
     @Test func batchesAreCutAsRecordsArriveAndRetriedWhole() async throws {
         let store = try await migratedStore()
-        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 4)
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 4, transactionRecords: 4)
         func ids(_ r: Range<Int>) -> [String] { r.map { "u\($0)" } }
         for i in 0..<10 { writer.record(record(i)) }
         store.failingInsert.withLock { $0 = 2 }
@@ -94,11 +94,32 @@ import TestSupport
         await store.close()
     }
 
+    /// A backlog goes to the store in transactions of whole batches, up to `transactionRecords` records
+    /// each, oldest first; a transaction that failed is retried whole, ahead of records that came since.
+    @Test func aBacklogIsWrittenInTransactionsOfWholeBatches() async throws {
+        let store = try await migratedStore()
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 4, transactionRecords: 10)
+        func ids(_ r: Range<Int>) -> [String] { r.map { "u\($0)" } }
+        for i in 0..<19 { writer.record(record(i)) }
+        store.failingInsert.withLock { $0 = 2 }
+        #expect(await writer.flushOnce() == false)
+        for i in 19..<22 { writer.record(record(i)) }
+        store.down.withLock { $0 = false }
+        #expect(await writer.flushOnce())
+        // Batches of 4: two (8 records) fit in 10, a third would not. The failed transaction's batches go
+        // back whole; the short batch the first flush took (16-18) and the one filled since (19-21) share
+        // the last transaction.
+        #expect(store.batches.withLock { $0 } == [ids(0..<8), ids(8..<16), ids(8..<16), ids(16..<22)])
+        #expect(writer.depth == 0 && writer.written == 22)
+        #expect(try await store.usageTotals(UsageQuery()).first?.requests == 22)
+        await store.close()
+    }
+
     /// Fresh records go to the background lane; a batch whose oldest record waited past the catch-up
     /// limit goes to the normal lane; the final flush to the urgent one.
     @Test func batchesUseTheBackgroundLaneUntilTheWriterFallsBehind() async throws {
         let store = try await migratedStore()
-        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, catchUpAfterMillis: 2000)
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, transactionRecords: 10, catchUpAfterMillis: 2000)
         let now = nowMillis()
         for i in 0..<10 { writer.record(record(i, endedAt: now)) }
         for i in 10..<20 { writer.record(record(i, endedAt: now - 5000)) }
@@ -113,7 +134,7 @@ import TestSupport
     /// A long queue is falling behind even while its records are fresh: catch up on the normal lane.
     @Test func aLongQueueOfFreshRecordsGoesToTheNormalLane() async throws {
         let store = try await migratedStore()
-        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, catchUpDepth: 15)
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 10, transactionRecords: 10, catchUpDepth: 15)
         for i in 0..<10 { writer.record(record(i, endedAt: nowMillis())) }
         #expect(await writer.flushOnce())
         for i in 10..<30 { writer.record(record(i, endedAt: nowMillis())) }
@@ -127,7 +148,7 @@ import TestSupport
     /// Half way to the capacity the writer stops pacing itself: losing records is worse than a slower request.
     @Test func aQueueHalfWayToItsCapacityGoesToTheUrgentLane() async throws {
         let store = try await migratedStore()
-        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 40, batchSize: 10, catchUpDepth: 5)
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 40, batchSize: 10, transactionRecords: 10, catchUpDepth: 5)
         for i in 0..<20 { writer.record(record(i, endedAt: nowMillis())) }
         #expect(await writer.flushOnce())
         // 20 waiting (half of 40): urgent; then 10 (over 5): normal.

@@ -39,6 +39,9 @@ final class UsageWriter: @unchecked Sendable {
     private let log: Logger
     let capacity: Int
     let batchSize: Int
+    /// Records one store transaction carries at most (whole batches: a backlog of several is written
+    /// together).
+    let transactionRecords: Int
     let catchUpAfterMillis: Int64
     let catchUpDepth: Int
     private let draining = LockedBox(false)
@@ -47,8 +50,14 @@ final class UsageWriter: @unchecked Sendable {
 
     /// `catchUpDepth` 5000: on one saturated core (~30k requests a second) the age limit alone let ~60k
     /// records wait — near the capacity, which a node with more loops would pass (bench/profile.sh).
-    init(store: any Store, log: Logger, capacity: Int = 100_000, batchSize: Int = 500, catchUpAfterMillis: Int64 = 2000,
-         catchUpDepth: Int = 5000) {
+    ///
+    /// `transactionRecords` 4000: each SQLite commit writes whole every page it changed, and the records of
+    /// each virtual key land on that key's own page of the per-key index — with 100 keys in turn, a commit
+    /// of 500 records wrote ~100 index pages for them, and the store fell behind a saturated core until
+    /// records were dropped (bench/profile.sh KEYS=100).
+    init(store: any Store, log: Logger, capacity: Int = 100_000, batchSize: Int = 500, transactionRecords: Int = 4000,
+         catchUpAfterMillis: Int64 = 2000, catchUpDepth: Int = 5000) {
+        self.transactionRecords = transactionRecords
         self.catchUpAfterMillis = catchUpAfterMillis
         self.catchUpDepth = catchUpDepth
         self.store = store
@@ -107,20 +116,28 @@ final class UsageWriter: @unchecked Sendable {
                 s.queued = 0
             }
             if taken.isEmpty { return true }
-            for i in taken.indices {
-                let batch = taken[i]
+            var i = 0
+            while i < taken.count {
+                // Whole batches, up to `transactionRecords` records, in one transaction.
+                var end = i + 1
+                var count = taken[i].count
+                while end < taken.count && count + taken[end].count <= transactionRecords {
+                    count += taken[end].count
+                    end += 1
+                }
                 let t0 = monotonicNanos()
                 defer { metrics?.observe("llmp_store_duration_seconds", ["usage_write"], Double(monotonicNanos() - t0) / 1e9) }
-                let lane = self.lane(for: batch)
+                let lane = self.lane(for: taken[i])
                 do {
-                    try await store.insertUsage(batch, lane: lane)
+                    try await store.insertUsage(Array(taken[i..<end]), lane: lane)
                     metrics?.add("llmp_usage_batches_total", [Self.laneLabel(lane)])
-                    taken[i] = []  // freed now, not with the whole flush
+                    for k in i..<end { taken[k] = [] }  // freed now, not with the whole flush
                     state.withLock { s in
-                        s.inFlight -= batch.count
-                        s.written += batch.count
+                        s.inFlight -= count
+                        s.written += count
                         s.failures = 0
                     }
+                    i = end
                 } catch {
                     let first = state.withLock { s -> Bool in
                         s.batches.insert(contentsOf: taken[i...], at: 0)

@@ -312,10 +312,10 @@ final class MongoStoreImpl: Store, @unchecked Sendable {
 
     // MARK: Usage
 
-    func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws {
-        guard !records.isEmpty else { return }
+    func insertUsage(_ batches: [[UsageRecord]], lane: StoreLane) async throws {
+        guard batches.contains(where: { !$0.isEmpty }) else { return }
         try await run(lane: lane) { c in
-            let docs = try records.map { try BSONDocument(UsageDoc($0)) }
+            let docs = try batches.joined().map { try BSONDocument(UsageDoc($0)) }
             try c.with("usage_records") { try $0.insertMany(docs) }
         }
     }

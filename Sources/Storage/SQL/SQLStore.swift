@@ -263,22 +263,28 @@ final class SQLStore: Store, @unchecked Sendable {
     /// checkpoint — so an event loop sharing the core is held off for one statement (background lane) or
     /// one slice (catch-up lane) at a time: the pace points are one after each statement (all PostgreSQL
     /// has) and, on the catch-up lane, SQLite's own (its progress handler and `PacedVFS`).
-    func insertUsage(_ records: [UsageRecord], lane: StoreLane) async throws {
-        guard !records.isEmpty else { return }
+    func insertUsage(_ batches: [[UsageRecord]], lane: StoreLane) async throws {
+        let total = batches.reduce(0) { $0 + $1.count }
+        guard total > 0 else { return }
         let pacing = WritePacing(lane)
         let d = dialect
         try await withSession(lane: lane) { s in
             try pacing.step {
                 try Self.inTransaction(s, d) { s in
-                    var i = 0
                     // One parameter array for every statement (each was a ~20 KB allocation, freed through
                     // glibc's bins rather than its per-thread cache).
                     var params: [SQLValue] = []
-                    params.reserveCapacity(min(64, records.count) * 13)
-                    while i < records.count {
-                        let chunk = records[i..<min(i + 64, records.count)]
+                    params.reserveCapacity(min(64, total) * 13)
+                    var rows = 0
+                    func flush() throws {
+                        try s.execute(self.usageInsertSQL(rows: rows), params)
+                        WritePacing.point()
                         params.removeAll(keepingCapacity: true)
-                        for r in chunk {
+                        rows = 0
+                    }
+                    // Statements of 64 rows run across the batches' boundaries.
+                    for batch in batches {
+                        for r in batch {
                             // One append each (an array literal per row was an allocation per record).
                             params.append(.text(r.id))
                             params.append(.text(r.virtualKeyID))
@@ -293,11 +299,11 @@ final class SQLStore: Store, @unchecked Sendable {
                             params.append(.int(r.startedAt))
                             params.append(.int(r.endedAt))
                             params.append(.text(r.nodeID))
+                            rows += 1
+                            if rows == 64 { try flush() }
                         }
-                        try s.execute(self.usageInsertSQL(rows: chunk.count), params)
-                        WritePacing.point()
-                        i += chunk.count
                     }
+                    if rows > 0 { try flush() }
                 }
             }
         }
