@@ -54,6 +54,9 @@ import TestSupport
     @Test(arguments: Backend.allCases) func usagePagesListEveryRecordOnceInOrder(_ b: Backend) async throws {
         try await withStore(b, StoreConformance.usagePagesListEveryRecordOnceInOrder)
     }
+    @Test(arguments: Backend.allCases) func usageTotalsMatchTheRecordsInAnyWindow(_ b: Backend) async throws {
+        try await withStore(b, StoreConformance.usageTotalsMatchTheRecordsInAnyWindow)
+    }
     @Test(arguments: Backend.allCases) func sealedKeysOpenOnlyWithTheRightMasterKey(_ b: Backend) async throws {
         try await withStore(b, StoreConformance.sealedKeysOpenOnlyWithTheRightMasterKey)
     }

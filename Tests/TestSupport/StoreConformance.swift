@@ -229,6 +229,79 @@ public enum StoreConformance {
         #expect(UsageCursor(text: "no-dot") == nil && UsageCursor(text: "12.") == nil && UsageCursor(text: "x.u_1") == nil)
     }
 
+    /// Totals over any window — whole hours, parts of hours, one hour, open ends — and a key's records
+    /// equal what the records themselves give, after a retry that mixes stored and new records and after
+    /// prunes that cut an hour in two.
+    public static func usageTotalsMatchTheRecordsInAnyWindow(_ store: any Store) async throws {
+        let hour: Int64 = 3_600_000
+        let base: Int64 = 1_700_000_000_000 / hour * hour  // an hour's start
+        var rng = SplitMix(seed: 7)
+        let keys = ["vk_a", "vk_b", "vk_c"]
+        let records = (0..<600).map { i in
+            // From half an hour before `base` to four and a half after; vk_c only in the last two hours.
+            let key = keys[Int(rng.next() % 3)]
+            let t = key == "vk_c" ? base + 3 * hour + Int64(rng.next() % UInt64(hour * 3 / 2))
+                                  : base - hour / 2 + Int64(rng.next() % UInt64(5 * hour))
+            return UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: t) + "-\(i)", virtualKeyID: key, connectionID: "conn_x",
+                               model: rng.next() % 2 == 0 ? "gpt-4o" : "claude", promptTokens: Int64(rng.next() % 100),
+                               completionTokens: Int64(rng.next() % 50), statusCode: 200, latencyMillis: 1, stream: false,
+                               startedAt: t, endedAt: t + 5, nodeID: "node-1")
+        }
+        try await store.insertUsage(Array(records[0..<300]), lane: .normal)
+        // A retry holding stored records and new ones: each is counted once.
+        try await store.insertUsage([Array(records[200..<450]), Array(records[450...])], lane: .urgent)
+        try await store.insertUsage(Array(records[100..<200]), lane: .background)
+
+        func expected(_ rs: [UsageRecord], _ q: UsageQuery) -> [UsageTotal] {
+            var sums: [String: UsageTotal] = [:]
+            for r in rs where (q.virtualKeyID == nil || r.virtualKeyID == q.virtualKeyID)
+                && (q.since == nil || r.startedAt >= q.since!) && (q.until == nil || r.startedAt < q.until!) {
+                let k = r.virtualKeyID + "\u{0}" + r.model
+                var t = sums[k] ?? UsageTotal(virtualKeyID: r.virtualKeyID, model: r.model, requests: 0, promptTokens: 0, completionTokens: 0)
+                t.requests += 1
+                t.promptTokens += r.promptTokens
+                t.completionTokens += r.completionTokens
+                sums[k] = t
+            }
+            return sums.values.sorted { ($0.virtualKeyID, $0.model) < ($1.virtualKeyID, $1.model) }
+        }
+        let bounds: [(Int64?, Int64?)] = [
+            (nil, nil), (base, nil), (base + 1234, nil), (nil, base + 2 * hour), (nil, base + 2 * hour + 17),
+            (base + hour, base + 3 * hour), (base + 10, base + 3 * hour - 10), (base + hour + 5, base + hour + 999_999),
+            (base - hour, base + 5 * hour), (base + hour - 1, base + hour + 1), (base + 2 * hour, base + 2 * hour),
+            (base + 3 * hour, base + hour), (-5, base), (nil, 0), (base + 4 * hour + 1, base + 9 * hour),
+        ]
+        func check(_ rs: [UsageRecord], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            for (since, until) in bounds {
+                for key in [nil] + keys + ["vk_none"] {
+                    let q = UsageQuery(virtualKeyID: key, since: since, until: until)
+                    #expect(try await store.usageTotals(q) == expected(rs, q), "\(q)", sourceLocation: sourceLocation)
+                    guard key != nil else { continue }
+                    var page: [UsageRecord] = []
+                    var cursor: UsageCursor?
+                    repeat {
+                        let next = try await store.usagePage(q, after: cursor, limit: 40)
+                        page += next
+                        cursor = next.count == 40 ? UsageCursor(after: next.last!) : nil
+                    } while cursor != nil
+                    let want = rs.filter { $0.virtualKeyID == key && (since == nil || $0.startedAt >= since!) && (until == nil || $0.startedAt < until!) }
+                    #expect(page == want.sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }, "\(q)", sourceLocation: sourceLocation)
+                    let latest = try await store.usageRecords(q, limit: 5)
+                    #expect(latest.map(\.id) == want.sorted { ($0.startedAt, $1.id) > ($1.startedAt, $0.id) }.prefix(5).map(\.id), "\(q)",
+                            sourceLocation: sourceLocation)
+                }
+            }
+        }
+        try await check(records)
+        // Prunes that end inside an hour, in short batches.
+        let cut = base + hour + hour / 3
+        _ = try await store.pruneUsage(startedBefore: cut, batch: 37, lane: .background)
+        try await check(records.filter { $0.startedAt >= cut })
+        _ = try await store.pruneUsage(startedBefore: base + 9 * hour)
+        try await check([])
+        #expect(try await store.usageTotals(UsageQuery()).isEmpty)
+    }
+
     public static func sealedKeysOpenOnlyWithTheRightMasterKey(_ store: any Store) async throws {
         let c = makeConnection(apiKey: "sk-provider-abc")
         try await store.createConnection(c, actor: .cli)
@@ -283,5 +356,18 @@ public enum StoreConformance {
         try await store.createConnection(c, actor: .cli)
         try await store.migrate()
         #expect(try await store.connection(id: c.id) != nil)
+    }
+}
+
+/// A small seeded generator: the same records on every run and backend.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -36,6 +36,23 @@ enum SQLSchema {
                   object_type TEXT NOT NULL, object_id TEXT NOT NULL, detail TEXT NOT NULL)
                 """,
             ]),
+            // Usage summed per hour, key and model (`HourlyUsage`), kept with the records; it replaces the
+            // records' per-key index, whose pages every commit wrote once per key in it.
+            (2, [
+                """
+                CREATE TABLE usage_hourly (
+                  hour_start \(d.bigint) NOT NULL, vkey_id TEXT NOT NULL, model TEXT NOT NULL,
+                  requests \(d.bigint) NOT NULL, prompt_tokens \(d.bigint) NOT NULL, completion_tokens \(d.bigint) NOT NULL,
+                  PRIMARY KEY (hour_start, vkey_id, model))
+                """,
+                "CREATE INDEX usage_hourly_vkey ON usage_hourly (vkey_id, hour_start)",
+                """
+                INSERT INTO usage_hourly (hour_start, vkey_id, model, requests, prompt_tokens, completion_tokens)
+                SELECT started_at / 3600000 * 3600000, vkey_id, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens)
+                FROM usage_records GROUP BY started_at / 3600000 * 3600000, vkey_id, model
+                """,
+                "DROP INDEX usage_vkey_time",
+            ]),
         ]
     }
 

@@ -12,6 +12,7 @@ final class SQLStore: Store, @unchecked Sendable {
     private let connect: @Sendable () throws(SQLError) -> any SQLSession
     /// Usage statements' texts by row count, made once each (`SQLStore+Usage.swift`).
     let usageInsertTexts = Mutex<[Int: String]>([:])
+    let hourlyUpsertTexts = Mutex<[Int: String]>([:])
 
     /// `@unchecked Sendable`: all state is immutable; sessions live inside the worker pool.
     init(backend: String, dialect: SQLDialect, poolSize: Int, connect: @escaping @Sendable () throws(SQLError) -> any SQLSession) {
