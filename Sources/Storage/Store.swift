@@ -33,8 +33,8 @@ public protocol Store: Sendable {
     // MARK: Usage
     /// Inserts the records of every batch in one transaction (all or none); re-inserting records whose ids
     /// exist is a no-op (safe to retry). On the `.background` lane the work yields the CPU to request
-    /// handling (see `StoreLane`). Several batches in one call are one commit: with many virtual keys each
-    /// commit writes one page of the per-key index for every key in it, whatever the number of records.
+    /// handling (see `StoreLane`). Several batches in one call are one commit: a commit has fixed costs
+    /// (SQLite writes every page it changed whole — the tables' last pages, the hourly sums' — and syncs).
     func insertUsage(_ batches: [[UsageRecord]], lane: StoreLane) async throws
     func usageTotals(_ query: UsageQuery) async throws -> [UsageTotal]
     func usageRecords(_ query: UsageQuery, limit: Int) async throws -> [UsageRecord]
