@@ -34,6 +34,19 @@ import Testing
         }
     }
 
+    /// Without skimming, every nested object and array is checked token by token; skimming matches their
+    /// brackets only. (Nested objects were skimmed either way: a `where` on a two-pattern `case` binds to
+    /// the second pattern alone.)
+    @Test func onlySkimmingLetsMalformedNestedValuesThrough() {
+        for text in [#"{"a":{"b":tru}}"#, #"{"a":[{"b":1,}]}"#, #"{"a":{"b" 1}}"#, #"{"a":[1 2]}"#, #"{"a":{"b":01x}}"#, #"{"a":{1:2}}"#] {
+            let strict = Array(text.utf8).withUnsafeBytes { JSONScanner.members(of: $0) { _, _ in } }
+            let skimmed = Array(text.utf8).withUnsafeBytes { JSONScanner.members(of: $0, skimContainers: true) { _, _ in } }
+            #expect(!strict && skimmed, "\(text)")
+        }
+        let good = #"{"a":{"b":[true,null,{"c":-1.5e3}],"d":"\"}"},"e":[]}"#
+        #expect(Array(good.utf8).withUnsafeBytes { JSONScanner.members(of: $0) { _, _ in } })
+    }
+
     @Test func deepNestingIsRefusedNotACrash() {
         let deep = "{\"a\":" + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
         #expect(RequestInspector.inspect(Array(deep.utf8)) == nil)

@@ -107,7 +107,7 @@ public struct JSONScanner {
         switch b {
         case UInt8(ascii: "\""):
             return stringRange() != nil
-        case UInt8(ascii: "{"), UInt8(ascii: "[") where skimContainers:
+        case UInt8(ascii: "{") where skimContainers, UInt8(ascii: "[") where skimContainers:
             return skimContainer()
         case UInt8(ascii: "{"), UInt8(ascii: "["):
             let close = b == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")

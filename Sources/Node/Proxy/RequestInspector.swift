@@ -10,12 +10,14 @@ public struct RequestFacts: Sendable, Equatable {
 }
 
 public enum RequestInspector {
-    /// Facts from a JSON request body; nil if the body is not a JSON object (the provider will say why).
+    /// Facts from a JSON request body; nil if the body's top level is not a JSON object (the provider will
+    /// say why). The messages and other nested values are matched bracket for bracket, not validated: the
+    /// provider checks them, and the proxy reads none of them.
     public static func inspect(_ body: [UInt8]) -> RequestFacts? {
         var facts = RequestFacts()
         facts.estimatedPromptTokens = Int64(body.count / 4)
         let ok = body.withUnsafeBytes { all in
-            JSONScanner.members(of: all) { key, range in
+            JSONScanner.members(of: all, skimContainers: true) { key, range in
                 let value = UnsafeRawBufferPointer(rebasing: all[range])
                 if JSONValueReader.isKey(key, "model") {
                     facts.model = JSONValueReader.string(value)

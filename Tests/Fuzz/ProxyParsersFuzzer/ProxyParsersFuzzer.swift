@@ -3,6 +3,8 @@ import Node
 /// The proxy's parsers of untrusted bytes: the request-body scanner (and the one body rewrite), usage
 /// extraction from responses, the SSE splitter and the upstream head reader. Properties checked, not just "no crash":
 /// - a body with include_usage added still scans as an object and reports it;
+/// - what the JSON scanner accepts checking every token, it accepts skimming nested values too, with the
+///   same members;
 /// - the SSE splitter loses and invents nothing: its events plus the remainder equal the input;
 /// - the upstream response decoder gives the same response, body and verdict whatever the read sizes.
 func fuzzProxyParsers(_ data: UnsafeRawBufferPointer) {
@@ -16,6 +18,13 @@ func fuzzProxyParsers(_ data: UnsafeRawBufferPointer) {
             precondition(again.hasStreamOptions && again.includeUsage == true, "include_usage not seen after rewrite")
             precondition(again.model == facts.model && again.stream == facts.stream, "rewrite changed other fields")
         }
+    }
+    bytes.withUnsafeBytes { b in
+        var checked: [Range<Int>] = []
+        var skimmed: [Range<Int>] = []
+        let strict = JSONScanner.members(of: b) { _, r in checked.append(r) }
+        let loose = JSONScanner.members(of: b, skimContainers: true) { _, r in skimmed.append(r) }
+        precondition(!strict || (loose && checked == skimmed), "skimming refused or split differently what checking accepted")
     }
     var usage = TokenUsage()
     bytes.withUnsafeBytes { _ = usage.absorb(jsonObject: $0) }
