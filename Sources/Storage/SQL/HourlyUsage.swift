@@ -74,10 +74,16 @@ struct HourlyUsage {
 /// A usage query's window `[since, until)` cut where hours begin: the whole hours inside it are summed
 /// from `usage_hourly`, the parts of an hour at either end from the records.
 struct UsageWindow: Equatable {
-    /// Whole hours: `hour_start` in `[from, to)`, either end open when nil; nil when there are none.
-    var hours: (from: Int64?, to: Int64?)?
-    /// Record ranges `[from, to)` (`from` nil: from the start).
-    var records: [(from: Int64?, to: Int64)]
+    /// `[from, to)`; `from` nil: from the start; `to` nil: to the end.
+    struct Span: Equatable {
+        var from: Int64?
+        var to: Int64?
+    }
+
+    /// Whole hours (`hour_start` in the span); nil when there are none.
+    var hours: Span?
+    /// Record ranges (`started_at` in each), at most two; their `to` is never nil.
+    var records: [Span]
 
     init(since: Int64?, until: Int64?) {
         // Records start at or after 1970: a bound before it selects what `since` 0 / nothing would.
@@ -93,17 +99,17 @@ struct UsageWindow: Equatable {
         if let first, let end, first >= end {
             // Inside one hour, or across one boundary without a whole hour between.
             hours = nil
-            records = [(since, until!)]
+            records = [Span(from: since, to: until)]
             return
         }
-        hours = (first, end)
+        hours = Span(from: first, to: end)
         records = []
-        if let since, let first, since < first { records.append((since, first)) }
-        if let until, let end, end < until { records.append((end, until)) }
+        if let since, let first, since < first { records.append(Span(from: since, to: first)) }
+        if let until, let end, end < until { records.append(Span(from: end, to: until)) }
     }
 
-    static func == (a: UsageWindow, b: UsageWindow) -> Bool {
-        a.hours?.from == b.hours?.from && a.hours?.to == b.hours?.to && (a.hours == nil) == (b.hours == nil)
-            && a.records.map(\.from) == b.records.map(\.from) && a.records.map(\.to) == b.records.map(\.to)
+    init(hours: Span?, records: [Span]) {
+        self.hours = hours
+        self.records = records
     }
 }
