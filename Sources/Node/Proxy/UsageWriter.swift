@@ -132,11 +132,19 @@ final class UsageWriter: @unchecked Sendable {
                 do {
                     try await store.insertUsage(Array(taken[i..<end]), lane: lane)
                     metrics?.add("llmp_usage_batches_total", [Self.laneLabel(lane)])
-                    for k in i..<end { taken[k] = [] }  // freed now, not with the whole flush
                     state.withLock { s in
                         s.inFlight -= count
                         s.written += count
                         s.failures = 0
+                    }
+                    // Freed now, a batch at a time, pausing three times as long as each took (as the store's
+                    // pacing does) but on the urgent lane: a batch of 500 records a second old takes ~60 µs
+                    // to free (cold memory, an id string each), and eight in a row held the core the loops
+                    // share for ~0.5 ms — the p99 at 16 connections 3 of 4 pairs worse.
+                    for k in i..<end {
+                        let t = monotonicNanos()
+                        taken[k] = []
+                        if lane != .urgent { try? await Task.sleep(nanoseconds: (monotonicNanos() &- t) * 3) }
                     }
                     i = end
                 } catch {
