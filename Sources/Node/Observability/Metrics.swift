@@ -239,7 +239,7 @@ enum NodeMetrics {
         m.counter("llmp_upstream_connections_opened_total", help: "Connections the node's own HTTP/1.1 client opened to plain-HTTP providers.")
         m.counter("llmp_upstream_retries_total", help: "Calls started over on a new connection because a kept-alive one to the provider died under them.")
         m.gauge("llmp_upstream_idle_connections", help: "Kept-alive connections to plain-HTTP providers waiting for the next call.")
-        m.counter("llmp_usage_batches_total", help: "Usage batches written, by lane: background (nice 19) or catch-up (the writer fell behind).", labels: ["lane"])
+        m.counter("llmp_usage_batches_total", help: "Usage transactions written (one or more batches of records each), by lane: background (nice 19), catch-up (the writer fell behind) or urgent.", labels: ["lane"])
         m.gauge("llmp_key_cache_entries", help: "Virtual keys cached in memory.")
     }
 }
