@@ -76,43 +76,41 @@ import TestSupport
         await store.close()
     }
 
+    func ids(_ r: Range<Int>) -> [String] { r.map { "u\($0)" } }
+
+    /// Queues `first` records, flushes with the store's second insert failing, queues `then` more and
+    /// flushes again with the store back: the ids of every insert attempted, and the writer's totals.
+    func flushThroughAFailure(batchSize: Int, transactionRecords: Int, first: Int, then: Int) async throws -> (inserts: [[String]], depth: Int, written: Int, stored: Int64?) {
+        let store = try await migratedStore()
+        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: batchSize, transactionRecords: transactionRecords)
+        for i in 0..<first { writer.record(record(i)) }
+        store.failingInsert.withLock { $0 = 2 }
+        #expect(await writer.flushOnce() == false)
+        for i in first..<(first + then) { writer.record(record(i)) }
+        store.down.withLock { $0 = false }
+        #expect(await writer.flushOnce())
+        let stored = try await store.usageTotals(UsageQuery()).first?.requests
+        await store.close()
+        return (store.batches.withLock { $0 }, writer.depth, writer.written, stored)
+    }
+
     /// Records are batched as they arrive: a flush hands the store each full batch and then the one being
     /// filled, oldest first; a batch that failed is retried whole, ahead of batches begun since.
     @Test func batchesAreCutAsRecordsArriveAndRetriedWhole() async throws {
-        let store = try await migratedStore()
-        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 4, transactionRecords: 4)
-        func ids(_ r: Range<Int>) -> [String] { r.map { "u\($0)" } }
-        for i in 0..<10 { writer.record(record(i)) }
-        store.failingInsert.withLock { $0 = 2 }
-        #expect(await writer.flushOnce() == false)
-        for i in 10..<13 { writer.record(record(i)) }
-        store.down.withLock { $0 = false }
-        #expect(await writer.flushOnce())
-        #expect(store.batches.withLock { $0 } == [ids(0..<4), ids(4..<8), ids(4..<8), ids(8..<10), ids(10..<13)])
-        #expect(writer.depth == 0 && writer.written == 13)
-        #expect(try await store.usageTotals(UsageQuery()).first?.requests == 13)
-        await store.close()
+        let r = try await flushThroughAFailure(batchSize: 4, transactionRecords: 4, first: 10, then: 3)
+        #expect(r.inserts == [ids(0..<4), ids(4..<8), ids(4..<8), ids(8..<10), ids(10..<13)])
+        #expect(r.depth == 0 && r.written == 13 && r.stored == 13)
     }
 
     /// A backlog goes to the store in transactions of whole batches, up to `transactionRecords` records
     /// each, oldest first; a transaction that failed is retried whole, ahead of records that came since.
     @Test func aBacklogIsWrittenInTransactionsOfWholeBatches() async throws {
-        let store = try await migratedStore()
-        let writer = UsageWriter(store: store, log: Logger(level: .error), capacity: 1000, batchSize: 4, transactionRecords: 10)
-        func ids(_ r: Range<Int>) -> [String] { r.map { "u\($0)" } }
-        for i in 0..<19 { writer.record(record(i)) }
-        store.failingInsert.withLock { $0 = 2 }
-        #expect(await writer.flushOnce() == false)
-        for i in 19..<22 { writer.record(record(i)) }
-        store.down.withLock { $0 = false }
-        #expect(await writer.flushOnce())
+        let r = try await flushThroughAFailure(batchSize: 4, transactionRecords: 10, first: 19, then: 3)
         // Batches of 4: two (8 records) fit in 10, a third would not. The failed transaction's batches go
         // back whole; the short batch the first flush took (16-18) and the one filled since (19-21) share
         // the last transaction.
-        #expect(store.batches.withLock { $0 } == [ids(0..<8), ids(8..<16), ids(8..<16), ids(16..<22)])
-        #expect(writer.depth == 0 && writer.written == 22)
-        #expect(try await store.usageTotals(UsageQuery()).first?.requests == 22)
-        await store.close()
+        #expect(r.inserts == [ids(0..<8), ids(8..<16), ids(8..<16), ids(16..<22)])
+        #expect(r.depth == 0 && r.written == 22 && r.stored == 22)
     }
 
     /// Fresh records go to the background lane; a batch whose oldest record waited past the catch-up
