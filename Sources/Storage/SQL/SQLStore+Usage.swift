@@ -92,7 +92,7 @@ extension SQLStore {
         while i < rows.count {
             let chunk = rows[i..<min(i + 64, rows.count)]
             params.removeAll(keepingCapacity: true)
-            for (_, values) in chunk { params += values }
+            for values in chunk { params += values }
             try s.execute(hourlyUpsertSQL(rows: chunk.count), params)
             WritePacing.point()
             i += chunk.count
