@@ -6,6 +6,7 @@ import Testing
     let h: Int64 = 3_600_000
     let t: Int64 = 1_700_002_800_000  // an hour's start
     typealias Span = UsageWindow.Span
+    typealias Records = UsageWindow.RecordSpan
 
     @Test func aWindowOfWholeHoursReadsOnlyTheSums() {
         #expect(UsageWindow(since: t, until: t + 3 * h) == UsageWindow(hours: Span(from: t, to: t + 3 * h), records: []))
@@ -14,15 +15,15 @@ import Testing
 
     @Test func partHoursAtEitherEndAreReadFromTheRecords() {
         #expect(UsageWindow(since: t + 10, until: t + 3 * h - 10)
-                == UsageWindow(hours: Span(from: t + h, to: t + 2 * h), records: [Span(from: t + 10, to: t + h), Span(from: t + 2 * h, to: t + 3 * h - 10)]))
-        #expect(UsageWindow(since: t + 1, until: nil) == UsageWindow(hours: Span(from: t + h, to: nil), records: [Span(from: t + 1, to: t + h)]))
-        #expect(UsageWindow(since: nil, until: t + 5) == UsageWindow(hours: Span(from: nil, to: t), records: [Span(from: t, to: t + 5)]))
+                == UsageWindow(hours: Span(from: t + h, to: t + 2 * h), records: [Records(from: t + 10, to: t + h), Records(from: t + 2 * h, to: t + 3 * h - 10)]))
+        #expect(UsageWindow(since: t + 1, until: nil) == UsageWindow(hours: Span(from: t + h, to: nil), records: [Records(from: t + 1, to: t + h)]))
+        #expect(UsageWindow(since: nil, until: t + 5) == UsageWindow(hours: Span(from: nil, to: t), records: [Records(from: t, to: t + 5)]))
     }
 
     @Test func aWindowWithoutAWholeHourReadsOnlyRecords() {
-        #expect(UsageWindow(since: t + 5, until: t + 50) == UsageWindow(hours: nil, records: [Span(from: t + 5, to: t + 50)]))
+        #expect(UsageWindow(since: t + 5, until: t + 50) == UsageWindow(hours: nil, records: [Records(from: t + 5, to: t + 50)]))
         // Across one boundary with no whole hour between.
-        #expect(UsageWindow(since: t - 1, until: t + 1) == UsageWindow(hours: nil, records: [Span(from: t - 1, to: t + 1)]))
+        #expect(UsageWindow(since: t - 1, until: t + 1) == UsageWindow(hours: nil, records: [Records(from: t - 1, to: t + 1)]))
     }
 
     @Test func anEmptyOrPre1970WindowSelectsNothingOrEverything() {

@@ -80,10 +80,17 @@ struct UsageWindow: Equatable {
         var to: Int64?
     }
 
+    /// `[from, to)` of `started_at`; `from` nil: from the start. Always ends: a window open at its end
+    /// ends in whole hours.
+    struct RecordSpan: Equatable {
+        var from: Int64?
+        var to: Int64
+    }
+
     /// Whole hours (`hour_start` in the span); nil when there are none.
     var hours: Span?
-    /// Record ranges (`started_at` in each), at most two; their `to` is never nil.
-    var records: [Span]
+    /// Record ranges, at most two.
+    var records: [RecordSpan]
 
     init(since: Int64?, until: Int64?) {
         // Records start at or after 1970: a bound before it selects what `since` 0 / nothing would.
@@ -96,19 +103,19 @@ struct UsageWindow: Equatable {
         let h = HourlyUsage.hourMillis
         let first = since.map { HourlyUsage.hour(of: $0) == $0 ? $0 : HourlyUsage.hour(of: $0) + h }
         let end = until.map { HourlyUsage.hour(of: $0) }
-        if let first, let end, first >= end {
+        if let first, let end, let until, first >= end {
             // Inside one hour, or across one boundary without a whole hour between.
             hours = nil
-            records = [Span(from: since, to: until)]
+            records = [RecordSpan(from: since, to: until)]
             return
         }
         hours = Span(from: first, to: end)
         records = []
-        if let since, let first, since < first { records.append(Span(from: since, to: first)) }
-        if let until, let end, end < until { records.append(Span(from: end, to: until)) }
+        if let since, let first, since < first { records.append(RecordSpan(from: since, to: first)) }
+        if let until, let end, end < until { records.append(RecordSpan(from: end, to: until)) }
     }
 
-    init(hours: Span?, records: [Span]) {
+    init(hours: Span?, records: [RecordSpan]) {
         self.hours = hours
         self.records = records
     }

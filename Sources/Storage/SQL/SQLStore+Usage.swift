@@ -165,8 +165,7 @@ extension SQLStore {
             parts.append(sql)
         }
         for range in window.records {
-            guard let to = range.to else { continue }  // record spans always end
-            var sql = "SELECT vkey_id, model, 1 AS n, prompt_tokens AS p, completion_tokens AS c FROM usage_records WHERE started_at < " + bind(.int(to)) + key
+            var sql = "SELECT vkey_id, model, 1 AS n, prompt_tokens AS p, completion_tokens AS c FROM usage_records WHERE started_at < " + bind(.int(range.to)) + key
             if let from = range.from { sql += " AND started_at >= " + bind(.int(from)) }
             parts.append(sql)
         }
