@@ -1,6 +1,7 @@
-// Usage-record inserts straight against libsqlite3, for the two usage schemas the SQL stores have had:
+// Usage-record inserts straight against libsqlite3, for the usage schemas the SQL stores have had:
 //   1: usage_records with its id primary key and indexes on (vkey_id, started_at) and (started_at)
 //   2: usage_records with its id primary key and (started_at), plus usage_hourly upserted per transaction
+//   3: as 2, but usage_records keyed by (started_at, id) WITHOUT ROWID: one b-tree instead of three
 // with the store's settings (WAL, synchronous=NORMAL, checkpoint every 200 pages, 64-row statements).
 // Prints CPU µs a record and WAL frames a commit.  See bench/usage-schema.sh.
 //   usage-schema SCHEMA RECORDS RECORDS_PER_COMMIT KEYS DIR
@@ -40,7 +41,7 @@ static double cpu_seconds(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) { fprintf(stderr, "usage: %s SCHEMA(1|2) RECORDS RECORDS_PER_COMMIT KEYS DIR\n", argv[0]); return 2; }
+    if (argc != 6) { fprintf(stderr, "usage: %s SCHEMA(1|2|3) RECORDS RECORDS_PER_COMMIT KEYS DIR\n", argv[0]); return 2; }
     int schema = atoi(argv[1]), total = atoi(argv[2]), per_commit = atoi(argv[3]), keys = atoi(argv[4]);
     per_commit = (per_commit + 63) / 64 * 64;
     char path[4096];
@@ -48,10 +49,14 @@ int main(int argc, char **argv) {
     sqlite3 *db;
     if (sqlite3_open(path, &db) != SQLITE_OK) { fprintf(stderr, "cannot open %s\n", path); return 1; }
     run(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0");
-    run(db, "CREATE TABLE usage_records (id TEXT PRIMARY KEY, vkey_id TEXT NOT NULL, connection_id TEXT NOT NULL, model TEXT NOT NULL,"
-            " prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, estimated INTEGER NOT NULL, status INTEGER NOT NULL,"
-            " latency_ms INTEGER NOT NULL, stream INTEGER NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL, node_id TEXT NOT NULL)");
-    run(db, "CREATE INDEX usage_time ON usage_records (started_at)");
+    char create[1024];
+    snprintf(create, sizeof create,
+             "CREATE TABLE usage_records (id TEXT NOT NULL, vkey_id TEXT NOT NULL, connection_id TEXT NOT NULL, model TEXT NOT NULL,"
+             " prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, estimated INTEGER NOT NULL, status INTEGER NOT NULL,"
+             " latency_ms INTEGER NOT NULL, stream INTEGER NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL, node_id TEXT NOT NULL,"
+             " PRIMARY KEY (%s))%s", schema == 3 ? "started_at, id" : "id", schema == 3 ? " WITHOUT ROWID" : "");
+    run(db, create);
+    if (schema < 3) run(db, "CREATE INDEX usage_time ON usage_records (started_at)");
     if (schema == 1) run(db, "CREATE INDEX usage_vkey_time ON usage_records (vkey_id, started_at)");
     else run(db, "CREATE TABLE usage_hourly (hour_start INTEGER NOT NULL, vkey_id TEXT NOT NULL, model TEXT NOT NULL, requests INTEGER NOT NULL,"
                  " prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, PRIMARY KEY (hour_start, vkey_id, model));"
@@ -64,7 +69,7 @@ int main(int argc, char **argv) {
     strcat(upsert, " ON CONFLICT (hour_start, vkey_id, model) DO UPDATE SET requests = usage_hourly.requests + excluded.requests,"
                    " prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens,"
                    " completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens");
-    sqlite3_stmt *ins = prepare(db, insert), *up = schema == 2 ? prepare(db, upsert) : 0;
+    sqlite3_stmt *ins = prepare(db, insert), *up = schema >= 2 ? prepare(db, upsert) : 0;
     sqlite3_wal_hook(db, count_frames, 0);
     long long ms = 1764460000000LL;
     unsigned long long n = 0;

@@ -2,9 +2,10 @@ import Foundation
 import Testing
 @testable import Storage
 
-/// A database made before the hourly usage sums (schema version 1) moves to them on `migrate`.
+/// A database made before the hourly usage sums (schema version 1) moves to them, and to records keyed by
+/// (started_at, id) (version 3), on `migrate`.
 @Suite struct UsageSchemaMigrationTests {
-    @Test func aVersionOneDatabaseGetsHourlySumsOfItsRecordsAndLosesThePerKeyIndex() async throws {
+    @Test func aVersionOneDatabaseGetsHourlySumsAndRecordsKeyedByTheirStartWithNoneLost() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("llmp-migrate-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -32,10 +33,18 @@ import Testing
         // The second hour, whole: read from the sums the migration made.
         let second = try await store.usageTotals(UsageQuery(since: base + hour, until: base + 2 * hour))
         #expect(second.reduce(0) { $0 + $1.requests } == 30)
+        // Every record copied into the rebuilt table, in start order; a prune takes the oldest.
+        let page = try await store.usagePage(UsageQuery(), after: nil, limit: 200)
+        #expect(page.map(\.id) == (0..<90).map { "u\($0)" })
+        #expect(try await store.deleteUsage(startedBefore: base + hour, limit: 7, lane: .normal) == 7)
+        #expect(try await store.usagePage(UsageQuery(), after: nil, limit: 1).first?.id == "u7")
         await store.close()
         let s = try SQLiteSession(path: path)
         #expect(try s.query("SELECT COUNT(*) FROM usage_hourly", []).first?.int(0) == 12)  // 3 hours × 2 keys × 2 models
         #expect(try s.query("SELECT name FROM sqlite_master WHERE name = 'usage_vkey_time'", []).isEmpty)
-        #expect(try s.query("SELECT MAX(version) FROM schema_migrations", []).first?.int(0) == 2)
+        #expect(try s.query("SELECT name FROM sqlite_master WHERE name IN ('usage_time', 'usage_records_v3')", []).isEmpty)
+        let table = try s.query("SELECT sql FROM sqlite_master WHERE name = 'usage_records'", []).first?.string(0) ?? ""
+        #expect(table.contains("PRIMARY KEY (started_at, id)") && table.hasSuffix("WITHOUT ROWID"))
+        #expect(try s.query("SELECT MAX(version) FROM schema_migrations", []).first?.int(0) == Int64(SQLSchema.latestVersion))
     }
 }

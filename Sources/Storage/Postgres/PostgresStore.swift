@@ -4,8 +4,8 @@ extension SQLDialect {
         serialPrimaryKey: "BIGSERIAL PRIMARY KEY", beginWrite: "BEGIN",
         // One migration at a time across every node sharing the database.
         migrationLock: "SELECT pg_advisory_xact_lock(7271827)",
-        insertIgnoringDuplicates: ("INSERT INTO", " ON CONFLICT (id) DO NOTHING"),
-        rowKey: "id",
+        insertIgnoringDuplicates: ("INSERT INTO", " ON CONFLICT (started_at, id) DO NOTHING"),
+        withoutRowID: "",
         placeholders: { $0 })
 }
 

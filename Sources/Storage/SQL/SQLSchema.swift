@@ -53,6 +53,25 @@ enum SQLSchema {
                 """,
                 "DROP INDEX usage_vkey_time",
             ]),
+            // Records keyed by (started_at, id), in SQLite stored in that key's b-tree: one b-tree written per
+            // record instead of three (the rows, the id's unique index, the started_at index) — every query
+            // on records reads a time range, and a record's id never changes its start. Rebuilt by copying.
+            (3, [
+                """
+                CREATE TABLE usage_records_v3 (
+                  id TEXT NOT NULL, vkey_id TEXT NOT NULL, connection_id TEXT NOT NULL, model TEXT NOT NULL,
+                  prompt_tokens \(d.bigint) NOT NULL, completion_tokens \(d.bigint) NOT NULL, estimated INTEGER NOT NULL,
+                  status INTEGER NOT NULL, latency_ms \(d.bigint) NOT NULL, stream INTEGER NOT NULL,
+                  started_at \(d.bigint) NOT NULL, ended_at \(d.bigint) NOT NULL, node_id TEXT NOT NULL,
+                  PRIMARY KEY (started_at, id))\(d.withoutRowID)
+                """,
+                """
+                INSERT INTO usage_records_v3 (\(SQLStore.usageColumns))
+                SELECT \(SQLStore.usageColumns) FROM usage_records
+                """,
+                "DROP TABLE usage_records",
+                "ALTER TABLE usage_records_v3 RENAME TO usage_records",
+            ]),
         ]
     }
 

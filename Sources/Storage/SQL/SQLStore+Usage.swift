@@ -99,17 +99,25 @@ extension SQLStore {
         }
     }
 
-    /// Which of the records' ids are stored already, 500 a query.
+    /// Which of the records' ids are stored already, 500 a query, looked up by the records' key
+    /// (`started_at`, `id`): a stored record with one of these ids has the same start, so matching both
+    /// lists finds exactly the stored ones.
     private func storedUsageIDs(_ batches: [[UsageRecord]], _ s: any SQLSession) throws -> Set<String> {
         var found = Set<String>()
         var ids: [SQLValue] = []
+        var starts: [Int64] = []
         func look() throws {
-            let list = (1...ids.count).map { "$\($0)" }.joined(separator: ", ")
-            for row in try s.query(q("SELECT id FROM usage_records WHERE id IN (\(list))"), ids) { found.insert(try row.string(0)) }
+            let distinct = Array(Set(starts))
+            let idList = (1...ids.count).map { "$\($0)" }.joined(separator: ", ")
+            let startList = (1...distinct.count).map { "$\(ids.count + $0)" }.joined(separator: ", ")
+            let sql = q("SELECT id FROM usage_records WHERE started_at IN (\(startList)) AND id IN (\(idList))")
+            for row in try s.query(sql, ids + distinct.map { .int($0) }) { found.insert(try row.string(0)) }
             ids.removeAll(keepingCapacity: true)
+            starts.removeAll(keepingCapacity: true)
         }
         for r in batches.joined() {
             ids.append(.text(r.id))
+            starts.append(r.startedAt)
             if ids.count == 500 { try look() }
         }
         if !ids.isEmpty { try look() }
@@ -229,14 +237,14 @@ extension SQLStore {
     }
 
     func deleteUsage(startedBefore before: Int64, limit: Int, lane: StoreLane) async throws -> Int {
-        // Through the index on started_at, oldest first. Paced as usage inserts are: on the background lane
+        // Through the records' key (started_at, id), oldest first. Paced as usage inserts are: on the background lane
         // (the node's rounds) one statement, so the pause comes after COMMIT and a paused prune never holds
         // the write lock; on the normal lane (`usage prune`) SQLite pauses inside it too, lock held, and a
         // usage batch may wait in the busy handler meanwhile — a background write; no request waits on it.
         // The deleted records' sums come back (`RETURNING`) and are taken from their hours in the same
         // transaction; an hour left with no requests goes.
         let d = dialect
-        let sql = q("DELETE FROM usage_records WHERE \(d.rowKey) IN (SELECT \(d.rowKey) FROM usage_records WHERE started_at < $1 ORDER BY started_at LIMIT \(max(0, limit)))"
+        let sql = q("DELETE FROM usage_records WHERE (started_at, id) IN (SELECT started_at, id FROM usage_records WHERE started_at < $1 ORDER BY started_at, id LIMIT \(max(0, limit)))"
             + " RETURNING vkey_id, model, started_at, prompt_tokens, completion_tokens")
         let emptied = q("DELETE FROM usage_hourly WHERE hour_start <= $1 AND requests <= 0")
         let pacing = WritePacing(lane)

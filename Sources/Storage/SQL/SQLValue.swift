@@ -107,9 +107,9 @@ struct SQLDialect: Sendable {
     /// SQLite writes a statement journal to a temporary file for it (one page per row touched); with
     /// `INSERT OR IGNORE` nothing can abort and no journal is written.
     var insertIgnoringDuplicates: (prefix: String, suffix: String)
-    /// The cheapest way to name a row in `WHERE … IN (SELECT …)`: SQLite's `rowid` (every index entry holds
-    /// it, so a batch delete found through `started_at` needs no primary-key lookup per row), else `id`.
-    var rowKey: String
+    /// What ends a `CREATE TABLE` whose rows live in their primary key's b-tree: SQLite's `WITHOUT ROWID`
+    /// (else a rowid table plus a separate b-tree for the key); empty where every table is a heap.
+    var withoutRowID: String
     /// Rewrites `$1`-style placeholders for the driver.
     var placeholders: @Sendable (String) -> String
 }

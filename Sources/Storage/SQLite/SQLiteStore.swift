@@ -3,7 +3,7 @@ extension SQLDialect {
         name: "SQLite", blob: "BLOB", bigint: "INTEGER", double: "REAL",
         serialPrimaryKey: "INTEGER PRIMARY KEY AUTOINCREMENT", beginWrite: "BEGIN IMMEDIATE", migrationLock: nil,
         insertIgnoringDuplicates: ("INSERT OR IGNORE INTO", ""),
-        rowKey: "rowid",
+        withoutRowID: " WITHOUT ROWID",
         placeholders: { sql in sql.replacing("$", with: "?") })
 }
 
