@@ -43,15 +43,26 @@ extension SQLStore {
         params.reserveCapacity(min(64, total) * 13)
         var rows = 0
         var seen = Set<String>()
-        func flush() throws {
-            let written = try s.execute(usageInsertSQL(rows: rows), params)
-            if written != rows {
+        func insert(_ n: Int, _ values: [SQLValue]) throws {
+            let written = try s.execute(usageInsertSQL(rows: n), values)
+            if written != n {
                 guard stored == nil else {
                     throw StoreError(.unavailable, "usage records were stored by another session meanwhile; the batch will be retried")
                 }
                 throw UsageAlreadyStored()
             }
             WritePacing.point()
+        }
+        func flush() throws {
+            if rows == 64 {
+                try insert(rows, params)
+            } else {
+                var at = 0
+                for n in Self.statementRows(rows) {
+                    try insert(n, Array(params[at * 13..<(at + n) * 13]))
+                    at += n
+                }
+            }
             params.removeAll(keepingCapacity: true)
             rows = 0
         }
@@ -84,19 +95,34 @@ extension SQLStore {
         try addHourly(hourly, s)
     }
 
-    /// Adds `hourly`'s sums (negative ones take deleted records away) to `usage_hourly`, 64 rows a statement.
+    /// Adds `hourly`'s sums (negative ones take deleted records away) to `usage_hourly`, in statements of
+    /// `statementRows` rows.
     private func addHourly(_ hourly: HourlyUsage, _ s: any SQLSession) throws {
         let rows = hourly.rows()
         var i = 0
         var params: [SQLValue] = []
-        while i < rows.count {
-            let chunk = rows[i..<min(i + 64, rows.count)]
+        for n in Self.statementRows(rows.count) {
             params.removeAll(keepingCapacity: true)
-            for values in chunk { params += values }
-            try s.execute(hourlyUpsertSQL(rows: chunk.count), params)
+            for values in rows[i..<i + n] { params += values }
+            try s.execute(hourlyUpsertSQL(rows: n), params)
             WritePacing.point()
-            i += chunk.count
+            i += n
         }
+    }
+
+    /// How many rows each statement of `n` takes: 64 at a time, then the rest as powers of two (37: 32, 4,
+    /// 1), so a session prepares seven statement texts of each kind, not 64. Preparing a 64-row insert
+    /// costs ~250 µs of CPU in one piece, where no pace point can pause it; with every row count its own
+    /// text, each store session kept meeting counts it had not prepared yet.
+    static func statementRows(_ n: Int) -> [Int] {
+        var sizes = Array(repeating: 64, count: max(0, n) / 64)
+        var rest = max(0, n) % 64
+        while rest > 0 {
+            let size = 1 << (Int.bitWidth - 1 - rest.leadingZeroBitCount)
+            sizes.append(size)
+            rest -= size
+        }
+        return sizes
     }
 
     /// Which of the records' ids are stored already, 500 a query, looked up by the records' key
