@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import Testing
 @testable import Storage
@@ -9,6 +10,28 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try body(try SQLiteSession(path: dir.appendingPathComponent("t.db").path))
+    }
+
+    /// A new database gets 16 KiB pages and a checkpoint every 800 KiB of WAL (50 pages); one made with
+    /// 4 KiB pages keeps them, checkpointed every 200.
+    @Test func aNewDatabaseGetsLargePagesAndAnOldOneKeepsItsOwn() throws {
+        try withSession { s in
+            try s.execute("CREATE TABLE t (x INTEGER)", [])
+            #expect(try s.query("PRAGMA page_size", []).first?.int(0) == 16384)
+            #expect(try s.query("PRAGMA wal_autocheckpoint", []).first?.int(0) == 50)
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("llmp-sqlite-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("old.db").path
+        // What an older binary made: 4 KiB pages, in WAL mode.
+        var db: OpaquePointer?
+        #expect(sqlite3_open(path, &db) == SQLITE_OK)
+        #expect(sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE t (x INTEGER)", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+        let s = try SQLiteSession(path: path)
+        #expect(try s.query("PRAGMA page_size", []).first?.int(0) == 4096)
+        #expect(try s.query("PRAGMA wal_autocheckpoint", []).first?.int(0) == 200)
     }
 
     @Test func textIsBoundAndReadByItsLengthSoANulInsideSurvives() throws {
