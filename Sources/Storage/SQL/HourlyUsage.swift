@@ -30,9 +30,14 @@ struct HourlyUsage {
         var completionTokens: Int64 = 0
     }
 
-    private(set) var sums: [Key: Sums] = [:]
+    /// The rows, in the order their keys first came; `index` finds a key's row.
+    private var entries: [(key: Key, sums: Sums)] = []
+    private var index: [Key: Int] = [:]
+    /// The row the last record went to: records come in runs of one key and model, and comparing with
+    /// the last key (its strings usually the very same storage) is cheaper than hashing two strings.
+    private var last = -1
 
-    var isEmpty: Bool { sums.isEmpty }
+    var isEmpty: Bool { entries.isEmpty }
 
     /// Adds a record (`sign` 1) or takes a deleted one away (`sign` -1).
     mutating func add(virtualKeyID: String, model: String, startedAt: Int64, promptTokens: Int64, completionTokens: Int64, sign: Int64 = 1) {
@@ -41,7 +46,17 @@ struct HourlyUsage {
             s.promptTokens += sign * promptTokens
             s.completionTokens += sign * completionTokens
         }
-        bump(&sums[Key(hour: Self.hour(of: startedAt), virtualKeyID: virtualKeyID, model: model), default: Sums()])
+        let key = Key(hour: Self.hour(of: startedAt), virtualKeyID: virtualKeyID, model: model)
+        if last < 0 || entries[last].key != key {
+            if let i = index[key] {
+                last = i
+            } else {
+                last = entries.count
+                index[key] = last
+                entries.append((key, Sums()))
+            }
+        }
+        bump(&entries[last].sums)
     }
 
     mutating func add(_ r: UsageRecord) {
@@ -51,9 +66,8 @@ struct HourlyUsage {
     /// Each row's parameters (six), in key order — the order PostgreSQL nodes lock the rows in, so two
     /// never wait on each other crosswise.
     func rows() -> [[SQLValue]] {
-        sums.keys.sorted().map { k in
-            let s = sums[k]!
-            return [.int(k.hour), .text(k.virtualKeyID), .text(k.model), .int(s.requests), .int(s.promptTokens), .int(s.completionTokens)]
+        entries.sorted { $0.key < $1.key }.map { k, s in
+            [.int(k.hour), .text(k.virtualKeyID), .text(k.model), .int(s.requests), .int(s.promptTokens), .int(s.completionTokens)]
         }
     }
 
