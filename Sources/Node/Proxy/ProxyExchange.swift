@@ -183,10 +183,10 @@ final class ProxyExchange: @unchecked Sendable {
                                                             ("estimated", .bool(estimated))])
         if outcome != .cancelledBeforeHead || relay.bodyBytes > 0 {
             let endedAt = startedAt + Int64((ended - started) / 1_000_000)  // one wall-clock read a request
-            proxy.usage.record(UsageRecord(id: Identifiers.makeTimeOrdered("u", millis: endedAt), virtualKeyID: rk.key.id, connectionID: rk.connection.id,
+            proxy.usage.record(UsageRecord(newIDEndingAt: endedAt, virtualKeyID: rk.key.id, connectionID: rk.connection.id,
                                            model: facts.model ?? "", promptTokens: tokens.prompt, completionTokens: tokens.completion,
                                            estimated: estimated, statusCode: relay.status, latencyMillis: Int64((ended - started) / 1_000_000),
-                                           stream: facts.stream, startedAt: startedAt, endedAt: endedAt, nodeID: proxy.nodeID))
+                                           stream: facts.stream, startedAt: startedAt, nodeID: proxy.nodeID))
         }
     }
 

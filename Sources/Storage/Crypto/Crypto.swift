@@ -145,7 +145,12 @@ public enum Identifiers {
     /// value: ids of records written in bulk (usage) sort by time, so each batch lands at the end of the
     /// primary-key index instead of dirtying pages all over it.
     public static func makeTimeOrdered(_ prefix: String, millis: Int64) -> String {
-        prefixedHex(prefix, (UInt64(max(0, millis)), 12), (UniqueNumbers.next(), 16))
+        timeOrdered(prefix, millis: millis, unique: UniqueNumbers.next())
+    }
+
+    /// `makeTimeOrdered`'s text for a given `UniqueNumbers` value.
+    public static func timeOrdered(_ prefix: String, millis: Int64, unique: UInt64) -> String {
+        prefixedHex(prefix, (UInt64(max(0, millis)), 12), (unique, 16))
     }
 
     /// `prefix_` + 24 hex characters, unique (not secret): two `UniqueNumbers` values' worth.
