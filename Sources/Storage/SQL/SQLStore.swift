@@ -93,16 +93,22 @@ final class SQLStore: Store, @unchecked Sendable {
         try await withSession { s in
             try Self.inTransaction(s, d) { s in
                 if let lock = d.migrationLock { _ = try s.query(lock, []) }
-                try s.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at \(d.bigint) NOT NULL)", [])
-                let applied = Set(try s.query("SELECT version FROM schema_migrations", []).map { try $0.int(0) })
-                if let newest = applied.max(), newest > Int64(SQLSchema.latestVersion) {
-                    throw StoreError(.schemaTooNew, "the \(d.name) schema is at version \(newest), newer than this binary knows (\(SQLSchema.latestVersion)); upgrade llm-proxy")
-                }
-                for m in SQLSchema.migrations(d) where !applied.contains(Int64(m.version)) {
-                    for stmt in m.statements { try s.execute(stmt, []) }
-                    try s.execute(d.placeholders("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)"), [.int(Int64(m.version)), .int(nowMillis())])
-                }
+                try Self.applyMigrations(s, d)
             }
+        }
+    }
+
+    /// Applies the migrations `s` lacks, up to `version` (the tests stop early to make an older database),
+    /// in the caller's transaction.
+    static func applyMigrations(_ s: any SQLSession, _ d: SQLDialect, upTo version: Int = SQLSchema.latestVersion) throws {
+        try s.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at \(d.bigint) NOT NULL)", [])
+        let applied = Set(try s.query("SELECT version FROM schema_migrations", []).map { try $0.int(0) })
+        if let newest = applied.max(), newest > Int64(SQLSchema.latestVersion) {
+            throw StoreError(.schemaTooNew, "the \(d.name) schema is at version \(newest), newer than this binary knows (\(SQLSchema.latestVersion)); upgrade llm-proxy")
+        }
+        for m in SQLSchema.migrations(d) where m.version <= version && !applied.contains(Int64(m.version)) {
+            for stmt in m.statements { try s.execute(stmt, []) }
+            try s.execute(d.placeholders("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)"), [.int(Int64(m.version)), .int(nowMillis())])
         }
     }
 
