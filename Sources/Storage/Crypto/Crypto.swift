@@ -142,8 +142,10 @@ public enum Identifiers {
     public static func make(_ prefix: String) -> String { prefix + "_" + Crypto.hex(Crypto.randomBytes(12)) }
 
     /// `prefix_` + 12 hex characters of milliseconds since 1970 + 16 hex characters of a `UniqueNumbers`
-    /// value: ids of records written in bulk (usage) sort by time, so each batch lands at the end of the
-    /// primary-key index instead of dirtying pages all over it.
+    /// value: ids of records written in bulk (usage) sort by time, so each batch lands at the end of an
+    /// index on them (MongoDB's `_id`; the SQL stores key records by start first) instead of dirtying pages
+    /// all over it. A new usage record keeps the two numbers and writes this text when read
+    /// (`UsageRecord(newIDEndingAt:…)`).
     public static func makeTimeOrdered(_ prefix: String, millis: Int64) -> String {
         timeOrdered(prefix, millis: millis, unique: UniqueNumbers.next())
     }
