@@ -34,7 +34,7 @@ public protocol Store: Sendable {
     /// Inserts the records of every batch in one transaction (all or none); re-inserting records whose ids
     /// exist is a no-op (safe to retry). On the `.background` lane the work yields the CPU to request
     /// handling (see `StoreLane`). Several batches in one call are one commit: a commit has fixed costs
-    /// (SQLite writes every page it changed whole — the tables' last pages, the hourly sums' — and syncs).
+    /// (SQLite writes every page it changed whole to the WAL — the records' last pages, the hourly sums').
     func insertUsage(_ batches: [[UsageRecord]], lane: StoreLane) async throws
     func usageTotals(_ query: UsageQuery) async throws -> [UsageTotal]
     func usageRecords(_ query: UsageQuery, limit: Int) async throws -> [UsageRecord]

@@ -51,11 +51,11 @@ final class UsageWriter: @unchecked Sendable {
     /// `catchUpDepth` 5000: on one saturated core (~30k requests a second) the age limit alone let ~60k
     /// records wait — near the capacity, which a node with more loops would pass (bench/profile.sh).
     ///
-    /// `transactionRecords` 4000: each SQLite commit writes whole every page it changed (the last pages of
-    /// the records and their indexes, the hour's sums) and syncs; 4000 records a commit cost ~16% less a
-    /// record than 500 (`bash bench/usage-schema.sh`, 100 keys in turn: 1.66 against 1.98 µs). With the
-    /// per-key index of schema 1 it was 7.1 → 3.8 µs, and the difference between a saturated node dropping
-    /// records and keeping up (bench/profile.sh KEYS=100).
+    /// `transactionRecords` 4000: each SQLite commit writes whole to the WAL every page it changed (the
+    /// records' last pages, the hour's sums); 4000 records a commit cost ~13% less a record than 500
+    /// (`bash bench/usage-schema.sh`, schema 3, 100 keys in turn: 1.41 against 1.63 µs). With the per-key
+    /// index of schema 1 it was 7.1 → 3.8 µs, and the difference between a saturated node dropping records
+    /// and keeping up (bench/profile.sh KEYS=100).
     init(store: any Store, log: Logger, capacity: Int = 100_000, batchSize: Int = 500, transactionRecords: Int = 4000,
          catchUpAfterMillis: Int64 = 2000, catchUpDepth: Int = 5000) {
         self.transactionRecords = transactionRecords
