@@ -134,6 +134,22 @@ import TestSupport
         #expect(!raw.contains("[DONE]"))
         #expect(!raw.hasSuffix("0\r\n\r\n"))  // no clean end of the chunked body: the client knows it was cut
     }
+
+    /// Media types ignore case: a provider's `Text/Event-Stream` is read as a stream, so the usage the proxy
+    /// asked for is counted and kept from the client all the same.
+    @Test(arguments: PlainHTTPClients.all) func aStreamIsAStreamWhateverTheCaseOfItsContentType(client: String) throws {
+        let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
+        let c = try RawHTTPClient(port: stack.port)
+        let body = #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#
+        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nx-mock-content-type: Text/Event-Stream; charset=utf-8\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let raw = String(decoding: try c.readAll(), as: UTF8.self)
+        #expect(raw.hasPrefix("HTTP/1.1 200"))
+        #expect(raw.contains("tok4") && raw.contains("[DONE]"))
+        #expect(!raw.contains("usage"), "the usage the proxy asked for reached the client: \(raw)")
+        Thread.sleep(forTimeInterval: 1.5)
+        // Counted from the provider's usage (five chunks), not estimated from the bytes.
+        #expect(try stack.usage().first?["completion_tokens"] as? Int == 5)
+    }
 }
 
 /// Per-key limits in local mode, as an app with the official SDK meets them.

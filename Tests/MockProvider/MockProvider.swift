@@ -82,7 +82,8 @@ enum MockProvider {
         let dropAfter = req.headers["x-mock-drop-after"].flatMap(Int.init)
         let chunks = req.headers["x-mock-chunks"].flatMap(Int.init) ?? 5
         transfersStarted.withLock { $0 += 1 }
-        res.writeHead(status: 200, headers: ["content-type": "text/event-stream", "cache-control": "no-cache"])
+        let contentType = req.headers["x-mock-content-type"] ?? "text/event-stream"
+        res.writeHead(status: 200, headers: ["content-type": contentType, "cache-control": "no-cache"])
         for i in 0..<chunks {
             if let d = dropAfter, i == d { res.abort(); return }
             let piece = #"{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1721000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"tok\#(i) "},"finish_reason":null}]"# + (includeUsage ? #","usage":null}"# : "}")

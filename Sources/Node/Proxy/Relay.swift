@@ -70,7 +70,9 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
             switch name.count {
             case 12 where !sawContentType && HTTPHeaders.isName(name, "content-type"):
                 sawContentType = true
-                isSSE = value.starts(with: "text/event-stream".utf8)
+                // Media types ignore case (RFC 9110 §8.3.1): `Text/Event-Stream` is a stream too.
+                let sse: StaticString = "text/event-stream"
+                isSSE = value.count >= sse.utf8CodeUnitCount && HTTPHeaders.equalIgnoringCase(value.baseAddress!, sse.utf8Start, sse.utf8CodeUnitCount)
             case 14 where length == nil && HTTPHeaders.isName(name, "content-length"):
                 length = HTTP1ResponseDecoder.plainLength(value) ?? Int(String(decoding: value, as: UTF8.self))
             case 17 where HTTPHeaders.isName(name, "transfer-encoding"): transferCoded = true
