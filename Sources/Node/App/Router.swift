@@ -56,7 +56,7 @@ public struct Router: HTTPHandler {
         let path = request.path
         // Exact routes first, but a path under a prefix no exact route shares (every `/v1/` request) skips
         // the hashed lookup.
-        let group = prefixes.first(where: { path.utf8.starts(with: $0.path.utf8) })
+        let group = prefixes.first(where: { path.hasUTF8Prefix($0.path) })
         var candidates: [Route] = group?.exactBeneath == false ? [] : exact[path] ?? []
         if candidates.isEmpty, let group { candidates = group.routes }
         guard !candidates.isEmpty else {

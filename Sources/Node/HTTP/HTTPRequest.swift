@@ -22,7 +22,11 @@ public enum HTTPVersion: Sendable, Equatable, CustomStringConvertible {
 public struct HTTPRequest: Sendable {
     public var method: HTTPMethod
     /// The request target as sent, in origin form (`/v1/chat/completions?x=1`).
-    public var target: String
+    public var target: String {
+        didSet { queryMark = target.utf8Index(of: UInt8(ascii: "?")) }
+    }
+    /// Where the target's `?` is, found once: the router, the proxy and the metrics each ask for the path.
+    private var queryMark: String.Index?
     public var version: HTTPVersion
     public var headers: HTTPHeaders
     public var body: [UInt8]
@@ -33,6 +37,7 @@ public struct HTTPRequest: Sendable {
                 body: [UInt8] = [], keepAlive: Bool = true) {
         self.method = method
         self.target = target
+        queryMark = target.utf8Index(of: UInt8(ascii: "?"))
         self.version = version
         self.headers = headers
         self.body = body
@@ -41,13 +46,13 @@ public struct HTTPRequest: Sendable {
 
     /// The path part of the target (before `?`).
     public var path: Substring {
-        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[..<q] }
+        if let q = queryMark { return target[..<q] }
         return target[...]
     }
 
     /// The query part of the target (after `?`), without the `?`.
     public var query: Substring? {
-        guard let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return nil }
+        guard let q = queryMark else { return nil }
         return target[target.utf8.index(after: q)...]
     }
 }

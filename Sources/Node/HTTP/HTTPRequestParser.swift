@@ -276,9 +276,9 @@ public struct HTTPRequestParser {
         }
         let versionBytes = UnsafeBufferPointer(rebasing: rest[(sp2rel + 1)...])
         let version: HTTPVersion
-        if versionBytes.elementsEqual("HTTP/1.1".utf8) {
+        if versionBytes.equals("HTTP/1.1") {
             version = .http11
-        } else if versionBytes.elementsEqual("HTTP/1.0".utf8) {
+        } else if versionBytes.equals("HTTP/1.0") {
             version = .http10
         } else if versionBytes.count == 8, versionBytes.starts(with: "HTTP/".utf8),
                   isDigit(versionBytes[5]), versionBytes[6] == 0x2E, isDigit(versionBytes[7]) {
@@ -288,7 +288,7 @@ public struct HTTPRequestParser {
         }
         var target = (targetBytes.count > 15 ? CommonRequestTargets.paths.lookup(targetBytes) : nil) ?? String(decoding: targetBytes, as: UTF8.self)
         let method = HTTPMethod(String(decoding: methodBytes, as: UTF8.self))
-        if target.first != "/" {
+        if target.utf8.first != UInt8(ascii: "/") {
             if target == "*" && method == .OPTIONS {
                 // asterisk-form
             } else if let authority = Self.afterScheme(target) {

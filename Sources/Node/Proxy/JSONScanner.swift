@@ -83,8 +83,14 @@ public struct JSONScanner {
                     guard i + 4 < bytes.count else { return nil }
                     for k in 1...4 where !isHex(bytes[i + k]) { return nil }
                     i += 4
-                } else if !"\"\\/bfnrt".utf8.contains(bytes[i]) {
-                    return nil
+                } else {
+                    switch bytes[i] {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                         UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        break
+                    default:
+                        return nil
+                    }
                 }
             } else if b < 0x20 {
                 return nil

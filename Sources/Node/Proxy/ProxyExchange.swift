@@ -37,7 +37,7 @@ final class ProxyExchange: @unchecked Sendable {
         self.response = response
         path = request.path
         // By bytes: `hasPrefix` on a Substring compares Character by Character (~0.5 µs a request).
-        anthropicShape = path.utf8.starts(with: "/v1/messages".utf8) || path.utf8.starts(with: "/v1/complete".utf8)
+        anthropicShape = path.hasUTF8Prefix("/v1/messages") || path.hasUTF8Prefix("/v1/complete")
         requestID = request.headers["x-request-id"].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? Identifiers.requestID()
         route = proxy.requestMetrics.route(path)
     }

@@ -40,7 +40,7 @@ public struct PlainHTTPTarget: Equatable, Sendable {
     /// makes it — `/` when empty, `/?q` when it starts with its query — straight into a request head.
     func appendRequestTarget(to out: inout [UInt8], suffix: Substring) {
         var s = suffix.utf8[...]
-        if let hash = s.firstIndex(of: 0x23) { s = s[s.startIndex..<hash] }
+        if let hash = suffix.utf8Index(of: 0x23) { s = s[s.startIndex..<hash] }
         if requestTarget.isEmpty && (s.isEmpty || s.first == 0x3F) { out.append(0x2F) }
         out.appendUTF8(requestTarget)
         if s.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil { out.append(contentsOf: s) }
