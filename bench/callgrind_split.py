@@ -2,7 +2,7 @@
 the event loop's (the thread that ran `EventLoop.run`), the other threads' together, then the loop's top
 functions by their own count, and optionally the call edges into functions matching patterns.
 
-    python3 bench/callgrind_split.py DIR REQUESTS [TOP] [PATTERN,PATTERN...]
+    python3 bench/callgrind_split.py DIR REQUESTS [TOP] [PATTERN,PATTERN...] [OTHERS_TOP]
 """
 import collections
 import glob
@@ -60,6 +60,7 @@ def main():
     directory, requests = sys.argv[1], int(sys.argv[2])
     top = int(sys.argv[3]) if len(sys.argv) > 3 else 30
     patterns = [p for p in (sys.argv[4] if len(sys.argv) > 4 else "").split(",") if p]
+    others_top = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     if requests <= 0:
         sys.exit("no requests were served")
     threads = [parse(p) for p in sorted(glob.glob(directory + "/out*")) if re.search(r"-\d+$", p)]
@@ -72,17 +73,37 @@ def main():
     print(f"instructions a request: event loop {loop_total / requests:,.0f}, other threads {other / requests:,.0f}"
           f" ({requests} requests)")
     shown = own.most_common(top)
-    edge_rows = [(k, v) for k, v in edges.items()
-                 if any(p in names.get(k[1], "") for p in patterns) and v / requests >= 50]
-    symbols = {names.get(k, k) for k, _ in shown} | {names.get(x, x) for k, _ in edge_rows for x in k}
+    # Call edges into matching functions, from every thread (the loop's and the others' apart).
+    edge_rows = []
+    for t in threads:
+        where = "loop" if t[1] is own else "other"
+        for (caller, callee), v in t[2].items():
+            callee_name = t[0].get(callee, callee)
+            if any(p in callee_name for p in patterns) and v / requests >= 50:
+                edge_rows.append((where, t[0].get(caller, caller), callee_name, v))
+    merged_edges = collections.Counter()
+    for where, a, b, v in edge_rows:
+        merged_edges[(where, a, b)] += v
+    symbols = {names.get(k, k) for k, _ in shown} | {x for (_, a, b) in merged_edges for x in (a, b)}
     readable = demangle(sorted(symbols))
     for k, v in shown:
         print(f"{v / requests:9,.0f}  {100 * v / loop_total:5.1f}%  {readable[names.get(k, k)][:140]}")
-    if edge_rows:
+    if others_top:
+        merged, merged_names = collections.Counter(), {}
+        for t in threads:
+            if t[1] is own:
+                continue
+            for k, v in t[1].items():
+                name = t[0].get(k, k)
+                merged[name] += v
+        print("other threads' top functions (their own instructions a request):")
+        readable_others = demangle(sorted(n for n, _ in merged.most_common(others_top)))
+        for n, v in merged.most_common(others_top):
+            print(f"{v / requests:9,.0f}  {100 * v / max(other, 1):5.1f}%  {readable_others[n][:140]}")
+    if merged_edges:
         print("call edges (inclusive instructions a request):")
-        for (caller, callee), v in sorted(edge_rows, key=lambda kv: -kv[1]):
-            print(f"{v / requests:9,.0f}  {readable[names.get(caller, caller)][:80]}  ->  {readable[names.get(callee, callee)][:80]}")
-
+        for (where, caller, callee), v in merged_edges.most_common():
+            print(f"{v / requests:9,.0f}  {where:5}  {readable[caller][:80]}  ->  {readable[callee][:80]}")
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,8 @@
 # iteration holds fewer requests than at full speed (figures are for comparison, not absolute).
 # Prints instructions a request for the event loop and for the other threads, then the loop's TOP
 # functions by their own instructions a request; CALLERS=pat1,pat2 also lists who calls functions whose
-# mangled names contain a pattern, with the instructions a request of each call edge.
+# mangled names contain a pattern, with the instructions a request of each call edge; OTHERS=N lists the
+# other threads' (the usage store's) top N functions.
 #   BIN=/path/to/llm-proxy C=16 DUR=6 TOP=30 bash bench/instructions.sh
 cd "$(dirname "$0")/.." || exit 1
 source bench/lib.sh
@@ -31,7 +32,11 @@ wait_port "$MOCK" 10 && wait_port "$OURS" 120 || { echo "a server did not start"
 write_wrk_script "$BENCH_TMP/key.lua" "$BENCH_TMP/req.json" "$KEY"
 url="http://127.0.0.1:$OURS/v1/chat/completions"
 pid=$(cat "$BENCH_TMP/ours.pid")
-taskset -c 0 wrk -t1 -c"$C" -d3s -s "$BENCH_TMP/key.lua" "$url" >/dev/null 2>&1  # warm-up: caches, pools, statements
+# Warm-up: caches, pools, and some of the store's prepared statements. Under valgrind each store thread
+# still meets statement sizes it has not prepared inside the window (~2k instructions a request counted
+# in sqlite3_prepare_v2; at full speed a node prepares about one statement in 10 s once warm), so read
+# the other threads' figure as an upper bound.
+taskset -c 0 wrk -t1 -c"$C" -d"${WARMUP:-8}s" -s "$BENCH_TMP/key.lua" "$url" >/dev/null 2>&1
 sleep 2
 callgrind_control -z "$pid" >/dev/null
 out=$(taskset -c 0 wrk -t1 -c"$C" -d"${DUR}s" --timeout 10s -s "$BENCH_TMP/key.lua" "$url" | grep '^RESULT')
@@ -40,4 +45,4 @@ callgrind_control -d "$pid" >/dev/null
 sleep 1
 echo "$out"
 requests=$(echo "$out" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
-python3 bench/callgrind_split.py "$BENCH_TMP/cg" "${requests:-0}" "${TOP:-30}" "${CALLERS:-}"
+python3 bench/callgrind_split.py "$BENCH_TMP/cg" "${requests:-0}" "${TOP:-30}" "${CALLERS:-}" "${OTHERS:-0}"
