@@ -41,6 +41,26 @@ import TestSupport
         #expect((chatRow?["prompt_tokens"] as? Int ?? 0) >= 57 + 12 + 12)
     }
 
+    /// The Responses API, plain and streamed: its streams carry their usage in `response.completed`, so the
+    /// proxy counts it from there and adds nothing to the request (`stream_options.include_usage` is a chat
+    /// and completions option; the mock, like OpenAI, refuses it here).
+    @Test(arguments: PlainHTTPClients.all) func openAIResponsesPlainAndStreamed(client: String) throws {
+        let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
+        let plain = try stack.sdk("openai-responses")
+        #expect(plain["text"] as? String == "Hello from responses.")
+        #expect(plain["input_tokens"] as? Int == 14 && plain["output_tokens"] as? Int == 6)
+        let stream = try stack.sdk("openai-responses-stream")
+        #expect(stream["text"] as? String == "Hello from responses.", "\(stream)")
+        #expect((stream["usage"] as? [String: Any])?["output_tokens"] as? Int == 6)
+        #expect((stream["events"] as? [String])?.last == "response.completed")
+        #expect(try stack.lastUpstreamRequest()[":body"]?.contains("stream_options") == false)
+        Thread.sleep(forTimeInterval: 1.5)
+        let usage = try stack.usage()
+        #expect(usage.reduce(0) { $0 + ($1["requests"] as? Int ?? 0) } == 2)
+        #expect(usage.reduce(0) { $0 + ($1["prompt_tokens"] as? Int ?? 0) } == 28)
+        #expect(usage.reduce(0) { $0 + ($1["completion_tokens"] as? Int ?? 0) } == 12)
+    }
+
     @Test(arguments: PlainHTTPClients.all) func anthropicMessagesAndStream(client: String) throws {
         let stack = try ProxyStack(provider: "anthropic", serveArgs: PlainHTTPClients.args(client))
         let msg = try stack.sdk("anthropic-messages")

@@ -44,6 +44,18 @@ try:
         chunks = list(openai_client().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True,
                                                               stream_options={"include_usage": True}))
         out = {"usage": [c.usage.model_dump() for c in chunks if c.usage is not None]}
+    elif case == "openai-responses":
+        r = openai_client().responses.create(model="gpt-4o-mini", input="hi")
+        out = {"text": r.output_text, "input_tokens": r.usage.input_tokens, "output_tokens": r.usage.output_tokens}
+    elif case == "openai-responses-stream":
+        text, usage, types = "", None, []
+        for e in openai_client().responses.create(model="gpt-4o-mini", input="hi", stream=True):
+            types.append(e.type)
+            if e.type == "response.output_text.delta":
+                text += e.delta
+            elif e.type == "response.completed":
+                usage = {"input_tokens": e.response.usage.input_tokens, "output_tokens": e.response.usage.output_tokens}
+        out = {"text": text, "usage": usage, "events": types}
     elif case == "openai-embeddings":
         r = openai_client().embeddings.create(model="text-embedding-3-small", input="hello")
         out = {"dims": len(r.data[0].embedding), "prompt_tokens": r.usage.prompt_tokens}

@@ -2,7 +2,7 @@ import Node
 import Storage
 
 /// Provider-shaped answers for tests and benchmarks: OpenAI chat (plain and streamed), embeddings,
-/// models, Azure deployments, Anthropic messages (plain and streamed), and fault injection through
+/// models, responses (plain and streamed), Azure deployments, Anthropic messages (plain and streamed), and fault injection through
 /// request headers: `x-mock-status` (error status), `x-mock-delay-ms` (before the head),
 /// `x-mock-chunk-delay-ms` (between stream chunks), `x-mock-drop-after` (close after N chunks).
 /// `GET /mock/last-request` shows the last proxied request's headers (to check what the proxy sent).
@@ -37,6 +37,7 @@ enum MockProvider {
                         body: Array(#"{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1721000000,"owned_by":"mock"}]}"#.utf8))
         }
         r.add(.POST, "/v1/messages") { req, res in await messages(req, res) }
+        r.add(.POST, "/v1/responses") { req, res in await responses(req, res) }
         r.add(.GET, "/mock/last-request") { _, res in
             let fields = lastRequest.withLock { $0 }
             let json = "{" + fields.map { "\"\(jsonEscape($0.0))\":\"\(jsonEscape($0.1))\"" }.joined(separator: ",") + "}"
@@ -98,6 +99,39 @@ enum MockProvider {
         try? await res.write(Array("data: [DONE]\n\n".utf8))
         res.end()
         transfersFinished.withLock { $0 += 1 }
+    }
+
+    /// The Responses API: one `response` object, or a stream of typed events ending in `response.completed`,
+    /// which carries the usage (the API has no `stream_options.include_usage`: asking is a 400, as at OpenAI).
+    static func responses(_ req: HTTPRequest, _ res: HTTPResponseWriter) async {
+        remember(req)
+        if await faults(req, res) { return }
+        let body = String(decoding: req.body, as: UTF8.self)
+        if body.contains("include_usage") {
+            res.respond(status: 400, headers: ["content-type": "application/json"],
+                        body: Array(#"{"error":{"message":"Unknown parameter: 'stream_options.include_usage'.","type":"invalid_request_error","param":"stream_options.include_usage","code":"unknown_parameter"}}"#.utf8))
+            return
+        }
+        func response(_ status: String, output: String, usage: String) -> String {
+            #"{"id":"resp_mock","object":"response","created_at":1721000000,"status":"\#(status)","model":"gpt-4o-mini","output":\#(output),"usage":\#(usage)}"#
+        }
+        let message = #"[{"type":"message","id":"msg_mock","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Hello from responses.","annotations":[]}]}]"#
+        let usage = #"{"input_tokens":14,"input_tokens_details":{"cached_tokens":0},"output_tokens":6,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":20}"#
+        guard body.contains("\"stream\":true") || body.contains("\"stream\": true") else {
+            res.respond(status: 200, headers: ["content-type": "application/json"], body: Array(response("completed", output: message, usage: usage).utf8))
+            return
+        }
+        res.writeHead(status: 200, headers: ["content-type": "text/event-stream"])
+        var events = [("response.created", #"{"type":"response.created","sequence_number":0,"response":\#(response("in_progress", output: "[]", usage: "null"))}"#)]
+        for (i, piece) in ["Hello ", "from ", "responses."].enumerated() {
+            events.append(("response.output_text.delta",
+                           #"{"type":"response.output_text.delta","sequence_number":\#(i + 1),"item_id":"msg_mock","output_index":0,"content_index":0,"delta":"\#(piece)"}"#))
+        }
+        events.append(("response.completed", #"{"type":"response.completed","sequence_number":4,"response":\#(response("completed", output: message, usage: usage))}"#))
+        for (name, data) in events {
+            do { try await res.write(Array("event: \(name)\ndata: \(data)\n\n".utf8)) } catch { return }
+        }
+        res.end()
     }
 
     static func messages(_ req: HTTPRequest, _ res: HTTPResponseWriter) async {

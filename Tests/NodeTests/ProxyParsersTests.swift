@@ -52,6 +52,14 @@ import Testing
         #expect(RequestInspector.inspect(Array(deep.utf8)) == nil)
     }
 
+    @Test func onlyChatAndCompletionStreamsAreAskedForUsage() {
+        #expect(ProviderRouting.streamUsageIsOptIn(path: "/v1/chat/completions"))
+        #expect(ProviderRouting.streamUsageIsOptIn(path: "/v1/completions"))
+        for path in ["/v1/responses", "/v1/messages", "/v1/embeddings", "/v1/chat/completions/x", "/v1/chat"] {
+            #expect(!ProviderRouting.streamUsageIsOptIn(path: Substring(path)), "\(path)")
+        }
+    }
+
     @Test func includeUsageIsAddedAsTheFirstMember() throws {
         let added = try #require(RequestInspector.addingIncludeUsage(Array(#"  {"model":"m","stream":true}"#.utf8)))
         #expect(String(decoding: added, as: UTF8.self) == #"  {"stream_options":{"include_usage":true},"model":"m","stream":true}"#)
@@ -68,6 +76,13 @@ import Testing
         _ = Array(#"{"type":"message_start","message":{"usage":{"input_tokens":21,"output_tokens":1}}}"#.utf8).withUnsafeBytes { a.absorb(jsonObject: $0) }
         _ = Array(#"{"type":"message_delta","usage":{"output_tokens":9}}"#.utf8).withUnsafeBytes { a.absorb(jsonObject: $0) }
         #expect(a.prompt == 21 && a.completion == 9)
+        var r = TokenUsage()
+        _ = Array(#"{"type":"response.created","response":{"id":"resp_1","output":[],"usage":null}}"#.utf8).withUnsafeBytes { r.absorb(jsonObject: $0) }
+        #expect(!r.reported)
+        let completed = #"{"type":"response.completed","response":{"id":"resp_1","output":[{"type":"message","content":[{"type":"output_text","text":"a \"usage\": {}"}]}],"#
+            + #""usage":{"input_tokens":14,"input_tokens_details":{"cached_tokens":0},"output_tokens":6,"total_tokens":20}}}"#
+        _ = Array(completed.utf8).withUnsafeBytes { r.absorb(jsonObject: $0) }
+        #expect(r.prompt == 14 && r.completion == 6 && r.reported)
         var n = TokenUsage()
         let notUsageOnly = Array(#"{"choices":[{"delta":{}}],"usage":null}"#.utf8).withUnsafeBytes { n.absorb(jsonObject: $0) }
         #expect(!notUsageOnly && !n.reported)

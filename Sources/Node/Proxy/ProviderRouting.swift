@@ -26,6 +26,14 @@ enum ProviderRouting {
         }
     }
 
+    /// Whether a streamed request to `path` can be asked for its usage with `stream_options.include_usage`:
+    /// only the chat and legacy completions APIs define it. The Responses API (`/v1/responses`) ends every
+    /// stream with the usage in `response.completed` and has no such option, and a parameter an API does
+    /// not define is a 400 from OpenAI.
+    static func streamUsageIsOptIn(path: Substring) -> Bool {
+        path == "/v1/chat/completions" || path == "/v1/completions"
+    }
+
     /// The provider's own authentication header.
     static func authHeader(_ c: ConnectionRecord, secret: String) -> (String, String) {
         switch c.provider {

@@ -80,7 +80,9 @@ public struct TokenUsage: Sendable, Equatable {
         }
     }
 
-    /// Looks for `usage` (top level) or `message.usage` (Anthropic `message_start`) in one JSON object.
+    /// Looks for `usage` (top level: OpenAI chat, completions, embeddings, a whole Responses answer),
+    /// `message.usage` (Anthropic `message_start`) or `response.usage` (the Responses API's
+    /// `response.completed`, `response.incomplete` and `response.failed` events) in one JSON object.
     /// Returns whether the object is an OpenAI usage-only chunk (`choices` empty, `usage` set). The
     /// provider's nested values are skimmed, not validated: only the usage numbers are read from them.
     @discardableResult
@@ -95,9 +97,10 @@ public struct TokenUsage: Sendable, Equatable {
                     hasUsage = true
                     absorb(usageObject: v)
                 }
-            } else if JSONValueReader.isKey(k, "message") {
-                _ = JSONScanner.members(of: v) { k2, r2 in
-                    if JSONValueReader.isKey(k2, "usage") { absorb(usageObject: UnsafeRawBufferPointer(rebasing: v[r2])) }
+            } else if JSONValueReader.isKey(k, "message") || JSONValueReader.isKey(k, "response") {
+                _ = JSONScanner.members(of: v, skimContainers: true) { k2, r2 in
+                    let u = UnsafeRawBufferPointer(rebasing: v[r2])
+                    if JSONValueReader.isKey(k2, "usage"), !u.elementsEqual("null".utf8) { absorb(usageObject: u) }
                 }
             } else if JSONValueReader.isKey(k, "choices") {
                 emptyChoices = Self.isEmptyArray(v)
