@@ -251,6 +251,23 @@ import TestSupport
         #expect(stream["content"] as? String == "tok0 tok1 tok2 tok3 tok4 ")
     }
 
+    /// Azure refuses `stream_options` before api-version 2024-09-01-preview (the mock does too): on such a
+    /// connection the proxy sends the stream as asked and estimates its usage; on a current one it asks for
+    /// the usage and counts it.
+    @Test func azureStreamsAreAskedForUsageOnlyWhereTheApiVersionKnowsHow() throws {
+        let old = try ProxyStack(provider: "azure", endpointPath: "/openai", connectionArgs: ["--api-version", "2024-06-01"])
+        let stream = try old.sdk("openai-stream")
+        #expect(stream["content"] as? String == "tok0 tok1 tok2 tok3 tok4 ", "\(stream)")
+        #expect(try old.lastUpstreamRequest()[":body"]?.contains("stream_options") == false)
+        let current = try ProxyStack(provider: "azure", endpointPath: "/openai")
+        let counted = try current.sdk("openai-stream")
+        #expect(counted["usage_chunks"] as? Int == 0)
+        #expect(try current.lastUpstreamRequest()[":body"]?.contains("include_usage") == true)
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(try current.usage().first?["completion_tokens"] as? Int == 5)
+        #expect(try old.usage().first?["requests"] as? Int == 1)
+    }
+
     /// A request Azure cannot route (no model, so no deployment) is answered 400 before it is admitted:
     /// it takes no request and no concurrency slot with it (it once kept its slot for good, so a key with
     /// one slot refused everything after its first such request).

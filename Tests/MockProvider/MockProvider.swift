@@ -78,6 +78,13 @@ enum MockProvider {
             res.respond(status: 200, headers: ["content-type": "application/json"], body: chatCompletion)
             return
         }
+        // As Azure before api-version 2024-09-01-preview: `stream_options` is refused.
+        if req.path.hasPrefix("/openai/deployments/"), body.contains("stream_options"),
+           let version = req.query?.split(separator: "&").first(where: { $0.hasPrefix("api-version=") })?.dropFirst(12), version < "2024-09-01" {
+            res.respond(status: 400, headers: ["content-type": "application/json"],
+                        body: Array(#"{"error":{"code":null,"message":"Unrecognized request argument supplied: stream_options","param":null,"type":"invalid_request_error"}}"#.utf8))
+            return
+        }
         let includeUsage = body.contains("\"include_usage\":true") || body.contains("\"include_usage\": true")
         let delay = req.headers["x-mock-chunk-delay-ms"].flatMap(Int.init) ?? 0
         let dropAfter = req.headers["x-mock-drop-after"].flatMap(Int.init)

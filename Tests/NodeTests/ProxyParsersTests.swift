@@ -1,5 +1,6 @@
 import Testing
 @testable import Node
+import Storage
 
 @Suite struct ProxyParsersTests {
     @Test func eightByteStringSkipFindsTheFirstSpecialByteLikeAByteByByteCheck() {
@@ -53,11 +54,30 @@ import Testing
     }
 
     @Test func onlyChatAndCompletionStreamsAreAskedForUsage() {
-        #expect(ProviderRouting.streamUsageIsOptIn(path: "/v1/chat/completions"))
-        #expect(ProviderRouting.streamUsageIsOptIn(path: "/v1/completions"))
+        let openai = ConnectionRecord(id: "c1", name: "o", provider: .openai, endpoint: "https://api.openai.com/v1", encryptedAPIKey: [], createdAt: 0, updatedAt: 0)
+        #expect(ProviderRouting.streamUsageIsOptIn(path: "/v1/chat/completions", connection: openai, query: nil))
+        #expect(ProviderRouting.streamUsageIsOptIn(path: "/v1/completions", connection: openai, query: nil))
         for path in ["/v1/responses", "/v1/messages", "/v1/embeddings", "/v1/chat/completions/x", "/v1/chat"] {
-            #expect(!ProviderRouting.streamUsageIsOptIn(path: Substring(path)), "\(path)")
+            #expect(!ProviderRouting.streamUsageIsOptIn(path: Substring(path), connection: openai, query: nil), "\(path)")
         }
+        var anthropic = openai
+        anthropic.provider = .anthropic
+        #expect(!ProviderRouting.streamUsageIsOptIn(path: "/v1/chat/completions", connection: anthropic, query: nil))
+    }
+
+    /// Azure refuses `stream_options` before api-version 2024-09-01-preview; the request's own api-version
+    /// wins over the connection's.
+    @Test func azureIsAskedForStreamUsageFromTheApiVersionThatKnowsIt() {
+        var azure = ConnectionRecord(id: "c1", name: "a", provider: .azure, endpoint: "https://r.openai.azure.com/openai", encryptedAPIKey: [], createdAt: 0, updatedAt: 0)
+        for (version, asked) in [("2024-10-21", true), ("2024-09-01-preview", true), ("2025-04-01-preview", true), ("preview", true), ("latest", true),
+                                 ("2024-08-01-preview", false), ("2024-06-01", false), ("2023-05-15", false), ("v1", false), ("2024-1-21", false)] {
+            azure.options = ["api-version": version]
+            #expect(ProviderRouting.streamUsageIsOptIn(path: "/v1/chat/completions", connection: azure, query: nil) == asked, "\(version)")
+            azure.options = ["api-version": "2024-10-21"]
+            #expect(ProviderRouting.streamUsageIsOptIn(path: "/v1/chat/completions", connection: azure, query: Substring("x=1&api-version=\(version)")) == asked, "\(version)")
+        }
+        azure.options = [:]
+        #expect(ProviderRouting.streamUsageIsOptIn(path: "/v1/chat/completions", connection: azure, query: nil))
     }
 
     @Test func includeUsageIsAddedAsTheFirstMember() throws {

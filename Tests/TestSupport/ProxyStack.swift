@@ -14,7 +14,8 @@ public final class ProxyStack: @unchecked Sendable {
     public let providerKey = "sk-real-upstream-provider-key"
     let proxyBinary = BuiltProducts.path("llm-proxy")
 
-    public init(provider: String = "openai", endpointPath: String = "/v1", keyArgs: [String] = [], serveArgs: [String] = []) throws {
+    public init(provider: String = "openai", endpointPath: String = "/v1", connectionArgs: [String] = [], keyArgs: [String] = [],
+                serveArgs: [String] = []) throws {
         mock = try ChildProcess(BuiltProducts.path("mock-provider"), ["--listen", "127.0.0.1:0"])
         let out = try mock.waitForOutput(containing: "listening on")
         guard let r = out.range(of: "listening on 127.0.0.1:"), let p = UInt16(out[r.upperBound...].prefix(while: \.isNumber)) else {
@@ -24,7 +25,8 @@ public final class ProxyStack: @unchecked Sendable {
         databaseURL = TestServers.tempSQLiteURL()
         let env = ["LLM_PROXY_DATABASE_URL": databaseURL]
         let conn = try runCommand(proxyBinary, ["connection", "add", "--name", "Mock", "--provider", provider,
-                                                "--endpoint", "http://127.0.0.1:\(mockPort)\(endpointPath)", "--api-key", providerKey, "--output", "json"],
+                                                "--endpoint", "http://127.0.0.1:\(mockPort)\(endpointPath)", "--api-key", providerKey, "--output", "json"]
+                                                + connectionArgs,
                                   environment: env)
         guard conn.status == 0, let c = (try? JSONSerialization.jsonObject(with: Data(conn.stdout.utf8))) as? [String: Any],
               let cid = c["id"] as? String else { throw ChildError(description: "connection add failed (exit \(conn.status)): \(conn.output.debugDescription)") }

@@ -29,9 +29,38 @@ enum ProviderRouting {
     /// Whether a streamed request to `path` can be asked for its usage with `stream_options.include_usage`:
     /// only the chat and legacy completions APIs define it. The Responses API (`/v1/responses`) ends every
     /// stream with the usage in `response.completed` and has no such option, and a parameter an API does
-    /// not define is a 400 from OpenAI.
-    static func streamUsageIsOptIn(path: Substring) -> Bool {
-        path == "/v1/chat/completions" || path == "/v1/completions"
+    /// not define is a 400 from OpenAI. Azure knows it from api-version 2024-09-01-preview (GA 2024-10-21);
+    /// earlier versions refuse the request ("Unrecognized request argument supplied: stream_options"), so
+    /// their streams go as sent and their usage is estimated.
+    static func streamUsageIsOptIn(path: Substring, connection c: ConnectionRecord, query: Substring?) -> Bool {
+        guard path == "/v1/chat/completions" || path == "/v1/completions" else { return false }
+        switch c.provider {
+        case .anthropic: return false
+        case .openai: return true
+        case .azure: return azureKnowsStreamOptions(apiVersion: apiVersion(query: query) ?? c.options["api-version"].map { Substring($0) })
+        }
+    }
+
+    /// Azure api-versions are dates (`2024-10-21`, `2024-09-01-preview`), or `preview`/`latest` on the
+    /// newer v1 API; none at all is the v1 API too. An unknown shape is not asked: a stream without usage
+    /// is counted by estimate, a refused one is lost.
+    static func azureKnowsStreamOptions(apiVersion v: Substring?) -> Bool {
+        guard let v, !v.isEmpty else { return true }
+        if v == "preview" || v == "latest" { return true }
+        let date = v.prefix(10)
+        guard date.count == 10, date.utf8.enumerated().allSatisfy({ i, b in (i == 4 || i == 7) ? b == 0x2D : (b >= 0x30 && b <= 0x39) }) else {
+            return false
+        }
+        return date >= "2024-09-01"
+    }
+
+    /// The `api-version` a request's query carries, if any.
+    static func apiVersion(query: Substring?) -> Substring? {
+        guard let query else { return nil }
+        for pair in query.split(separator: "&") where pair.hasPrefix("api-version=") {
+            return pair.dropFirst("api-version=".count)
+        }
+        return nil
     }
 
     /// The provider's own authentication header.

@@ -126,11 +126,11 @@ final class ProxyExchange: @unchecked Sendable {
 
     /// Send it upstream with the provider's own key; the relay moves the answer and calls back.
     private func forward(_ rk: ResolvedKey, suffix: Substring, rateHeaders: [(String, String)]) {
-        // OpenAI chat and completion streams report usage only when asked: ask, and hide the extra chunk from
-        // the client.
+        // OpenAI chat and completion streams report usage only when asked: ask where the API knows how, and
+        // hide the extra chunk from the client.
         var body = request.body
         var hideUsageChunk = false
-        if facts.stream, !facts.hasStreamOptions, rk.connection.provider != .anthropic, ProviderRouting.streamUsageIsOptIn(path: path),
+        if facts.stream, !facts.hasStreamOptions, ProviderRouting.streamUsageIsOptIn(path: path, connection: rk.connection, query: request.query),
            let injected = RequestInspector.addingIncludeUsage(body) {
             body = injected
             hideUsageChunk = true
