@@ -65,6 +65,29 @@ import Storage
         #expect(!ProviderRouting.streamUsageIsOptIn(path: "/v1/chat/completions", connection: anthropic, query: nil))
     }
 
+    @Test func upstreamPathsPerProvider() throws {
+        let openai = ConnectionRecord(id: "c1", name: "o", provider: .openai, endpoint: "https://api.openai.com/v1", encryptedAPIKey: [], createdAt: 0, updatedAt: 0)
+        #expect(try ProviderRouting.upstreamSuffix(openai, rest: "/chat/completions", query: nil, model: "m") == "/chat/completions")
+        #expect(try ProviderRouting.upstreamSuffix(openai, rest: "/models", query: "limit=2", model: nil) == "/models?limit=2")
+        let azure = ConnectionRecord(id: "c2", name: "a", provider: .azure, endpoint: "https://r.openai.azure.com/openai", encryptedAPIKey: [],
+                                     options: ["api-version": "2024-10-21"], createdAt: 0, updatedAt: 0)
+        #expect(try ProviderRouting.upstreamSuffix(azure, rest: "/chat/completions", query: nil, model: "gpt-4o")
+                == "/deployments/gpt-4o/chat/completions?api-version=2024-10-21")
+        #expect(try ProviderRouting.upstreamSuffix(azure, rest: "/embeddings", query: "x=1", model: "emb 3/small")
+                == "/deployments/emb%203%2Fsmall/embeddings?x=1&api-version=2024-10-21")
+        // The client's own api-version wins.
+        #expect(try ProviderRouting.upstreamSuffix(azure, rest: "/chat/completions", query: "api-version=2025-01-01-preview", model: "m")
+                == "/deployments/m/chat/completions?api-version=2025-01-01-preview")
+        // Resource-level APIs: the Responses API takes the deployment as `model` in the body, not in the path.
+        #expect(try ProviderRouting.upstreamSuffix(azure, rest: "/responses", query: "api-version=2025-04-01-preview", model: "m")
+                == "/responses?api-version=2025-04-01-preview")
+        #expect(try ProviderRouting.upstreamSuffix(azure, rest: "/models", query: nil, model: nil) == "/models?api-version=2024-10-21")
+        #expect(try ProviderRouting.upstreamSuffix(azure, rest: "/files", query: nil, model: nil) == "/files?api-version=2024-10-21")
+        #expect(try ProviderRouting.upstreamSuffix(azure, rest: "/deployments/d/chat/completions", query: nil, model: "other")
+                == "/deployments/d/chat/completions?api-version=2024-10-21")
+        #expect(throws: ProxyError.self) { try ProviderRouting.upstreamSuffix(azure, rest: "/chat/completions", query: nil, model: nil) }
+    }
+
     /// Azure refuses `stream_options` before api-version 2024-09-01-preview; the request's own api-version
     /// wins over the connection's.
     @Test func azureIsAskedForStreamUsageFromTheApiVersionThatKnowsIt() {

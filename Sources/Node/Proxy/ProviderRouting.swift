@@ -3,7 +3,7 @@ import Storage
 /// How a client request maps onto a connection's provider: URL and credentials.
 enum ProviderRouting {
     /// What follows the connection's endpoint upstream: client `/v1/<rest>?<query>` → `<endpoint>/<rest>?<query>`;
-    /// Azure adds `deployments/<model>/` and its `api-version`.
+    /// Azure adds `deployments/<model>/` (for the APIs addressed through a deployment) and its `api-version`.
     /// A slice of the client's path when nothing is added (no copy on the common path).
     static func upstreamSuffix(_ c: ConnectionRecord, rest: Substring, query: Substring?, model: String?) throws(ProxyError) -> Substring {
         switch c.provider {
@@ -12,7 +12,7 @@ enum ProviderRouting {
             return Substring(rest + "?" + query)
         case .azure:
             var path = ""
-            if !rest.hasPrefix("/deployments/") && rest != "/models" {
+            if azureDeploymentPaths.contains(rest) {
                 guard let model, !model.isEmpty else {
                     throw ProxyError(status: 400, type: "invalid_request_error", code: "model_required",
                                      message: "Azure connections need \"model\" (the deployment name) in the request body")
@@ -25,6 +25,13 @@ enum ProviderRouting {
             return Substring(path + (params.isEmpty ? "" : "?" + params.joined(separator: "&")))
         }
     }
+
+    /// The Azure APIs addressed through a deployment (`/deployments/<model>/chat/completions`). The others —
+    /// responses, files, batches, models, … — are the resource's own (`/openai/responses`), the deployment,
+    /// where one is needed, named by `model` in the body; a path that names its deployment already
+    /// (`/deployments/…`) is passed as it is.
+    static let azureDeploymentPaths: Set<Substring> = ["/chat/completions", "/completions", "/embeddings", "/audio/transcriptions",
+                                                       "/audio/translations", "/audio/speech", "/images/generations", "/images/edits"]
 
     /// Whether a streamed request to `path` can be asked for its usage with `stream_options.include_usage`:
     /// only the chat and legacy completions APIs define it. The Responses API (`/v1/responses`) ends every
