@@ -61,6 +61,36 @@ import TestSupport
         #expect(usage.reduce(0) { $0 + ($1["completion_tokens"] as? Int ?? 0) } == 12)
     }
 
+    /// A strict OpenAI-compatible provider (Mistral's API answers 422 to parameters it does not define)
+    /// refuses the `stream_options` the proxy adds: the proxy sends that request again as the client wrote
+    /// it, the client sees only the stream, and the connection's later streams go unchanged at once.
+    /// The usage such a provider reports unasked is counted.
+    @Test(arguments: PlainHTTPClients.all) func aProviderRefusingStreamOptionsGetsTheStreamAsWritten(client: String) throws {
+        let stack = try ProxyStack(endpointPath: "/strict/v1", serveArgs: PlainHTTPClients.args(client))
+        for _ in 0..<2 {
+            let stream = try stack.sdk("openai-stream")
+            #expect(stream["content"] as? String == "tok0 tok1 tok2 tok3 tok4 ", "\(stream)")
+            #expect(stream["usage_chunks"] as? Int == 1)  // the provider's own, on its last chunk
+        }
+        #expect(try stack.mockStats()["refused"] == 1)
+        // A refusal for anything else, of a stream the proxy asked for usage, reaches the client as sent.
+        let plain = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
+        let c = try RawHTTPClient(port: plain.port)
+        let body = #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#
+        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(plain.key)\r\nx-mock-status: 400\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let refused = try c.readResponse()
+        #expect(refused.status == 400)
+        #expect(String(decoding: refused.body, as: UTF8.self).contains("mock upstream failure"))
+        #expect(try plain.lastUpstreamRequest()[":body"]?.contains("include_usage") == true)  // it was asked
+        // A client that asks for usage itself is passed through, and refused, as it asked.
+        let asked = try stack.sdk("openai-stream-usage")
+        #expect(asked["exception"] as? String == "UnprocessableEntityError", "\(asked)")
+        Thread.sleep(forTimeInterval: 1.5)
+        let usage = try stack.usage()
+        #expect(usage.reduce(0) { $0 + ($1["requests"] as? Int ?? 0) } == 3)
+        #expect(usage.reduce(0) { $0 + ($1["completion_tokens"] as? Int ?? 0) } >= 10)
+    }
+
     @Test(arguments: PlainHTTPClients.all) func anthropicMessagesAndStream(client: String) throws {
         let stack = try ProxyStack(provider: "anthropic", serveArgs: PlainHTTPClients.args(client))
         let msg = try stack.sdk("anthropic-messages")

@@ -13,6 +13,7 @@ enum MockProvider {
     static let lastRequest = LockedBox<[(String, String)]>([])
     static let transfersStarted = LockedBox(0)
     static let transfersFinished = LockedBox(0)
+    static let refusals = LockedBox(0)
 
     /// Only the fixed chat completion, with no bookkeeping: the HTTP server benchmark's route.
     static func benchRouter() -> Router {
@@ -38,14 +39,27 @@ enum MockProvider {
         }
         r.add(.POST, "/v1/messages") { req, res in await messages(req, res) }
         r.add(.POST, "/v1/responses") { req, res in await responses(req, res) }
+        // An OpenAI-compatible API that refuses what it does not define, as Mistral's does (422, pydantic's
+        // `extra_forbidden`), and ends its streams with the usage unasked.
+        r.addPrefix(.POST, "/strict/") { req, res in
+            if req.body.firstRange(of: "stream_options".utf8) != nil {
+                remember(req)
+                refusals.withLock { $0 += 1 }
+                res.respond(status: 422, headers: ["content-type": "application/json"],
+                            body: Array(#"{"object":"error","message":{"detail":[{"type":"extra_forbidden","loc":["body","stream_options","include_usage"],"msg":"Extra inputs are not permitted","input":true}]},"type":"invalid_request_error","param":null,"code":null}"#.utf8))
+                return
+            }
+            await chat(req, res, usageInLastChunk: true)
+        }
         r.add(.GET, "/mock/last-request") { _, res in
             let fields = lastRequest.withLock { $0 }
             let json = "{" + fields.map { "\"\(jsonEscape($0.0))\":\"\(jsonEscape($0.1))\"" }.joined(separator: ",") + "}"
             res.respond(status: 200, headers: ["content-type": "application/json"], body: Array(json.utf8))
         }
         r.add(.GET, "/mock/stats") { _, res in
-            let s = transfersStarted.withLock { $0 }, f = transfersFinished.withLock { $0 }
-            res.respond(status: 200, headers: ["content-type": "application/json"], body: Array("{\"started\":\(s),\"finished\":\(f)}".utf8))
+            let s = transfersStarted.withLock { $0 }, f = transfersFinished.withLock { $0 }, refused = refusals.withLock { $0 }
+            res.respond(status: 200, headers: ["content-type": "application/json"],
+                        body: Array("{\"started\":\(s),\"finished\":\(f),\"refused\":\(refused)}".utf8))
         }
         r.add(.GET, "/healthz") { _, res in
             res.respond(status: 200, headers: ["content-type": "application/json"], body: Array(#"{"status":"ok"}"#.utf8))
@@ -70,7 +84,9 @@ enum MockProvider {
         return false
     }
 
-    static func chat(_ req: HTTPRequest, _ res: HTTPResponseWriter) async {
+    /// `usageInLastChunk`: the stream's last chunk carries the usage whether or not it was asked for (as
+    /// Mistral's API does).
+    static func chat(_ req: HTTPRequest, _ res: HTTPResponseWriter, usageInLastChunk: Bool = false) async {
         remember(req)
         if await faults(req, res) { return }
         let body = String(decoding: req.body, as: UTF8.self)
@@ -98,7 +114,8 @@ enum MockProvider {
             do { try await res.write(Array("data: \(piece)\n\n".utf8)) } catch { return }
             if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
         }
-        let last = #"{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1721000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]"# + (includeUsage ? #","usage":null}"# : "}")
+        let lastUsage = usageInLastChunk ? #","usage":{"prompt_tokens":12,"completion_tokens":\#(chunks),"total_tokens":\#(12 + chunks)}}"# : (includeUsage ? #","usage":null}"# : "}")
+        let last = #"{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1721000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]"# + lastUsage
         try? await res.write(Array("data: \(last)\n\n".utf8))
         if includeUsage {
             try? await res.write(Array("data: {\"id\":\"chatcmpl-s\",\"object\":\"chat.completion.chunk\",\"created\":1721000000,\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":\(chunks),\"total_tokens\":\(12 + chunks)}}\n\n".utf8))

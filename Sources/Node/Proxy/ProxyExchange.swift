@@ -30,6 +30,8 @@ final class ProxyExchange: @unchecked Sendable {
     private var resolvedKey: ResolvedKey?
     private var relay: Relay?
     private var upstreamStart: UInt64 = 0
+    /// Where the request goes, kept for a second attempt (`usageOptionRefused`).
+    private var suffix: Substring = ""
 
     init(proxy: ProxyHandler, request: HTTPRequest, response: HTTPResponseWriter) {
         self.proxy = proxy
@@ -125,12 +127,14 @@ final class ProxyExchange: @unchecked Sendable {
     }
 
     /// Send it upstream with the provider's own key; the relay moves the answer and calls back.
-    private func forward(_ rk: ResolvedKey, suffix: Substring, rateHeaders: [(String, String)]) {
+    private func forward(_ rk: ResolvedKey, suffix: Substring, rateHeaders: [(String, String)], askForUsage: Bool = true) {
         // OpenAI chat and completion streams report usage only when asked: ask where the API knows how, and
         // hide the extra chunk from the client.
         var body = request.body
         var hideUsageChunk = false
-        if facts.stream, !facts.hasStreamOptions, ProviderRouting.streamUsageIsOptIn(path: path, connection: rk.connection, query: request.query),
+        if askForUsage, facts.stream, !facts.hasStreamOptions,
+           ProviderRouting.streamUsageIsOptIn(path: path, connection: rk.connection, query: request.query),
+           !proxy.refusedStreamUsageOption.withLock({ $0.contains(rk.connection.id) }),
            let injected = RequestInspector.addingIncludeUsage(body) {
             body = injected
             hideUsageChunk = true
@@ -150,8 +154,22 @@ final class ProxyExchange: @unchecked Sendable {
                           anthropic: anthropicShape, started: started, extraHeaders: rateHeaders)
         self.relay = relay
         resolvedKey = rk
+        self.suffix = suffix
         upstreamStart = monotonicNanos()
         relay.start(for: self)
+    }
+
+    /// The provider refused the `stream_options` the proxy added (its answer named it): nothing ran
+    /// upstream, so the request goes again as the client wrote it, and the connection's streams are sent
+    /// that way from now on (on this node). The client sees one answer, the second.
+    func usageOptionRefused() {
+        guard let rk = resolvedKey, let relay else { return }
+        self.relay = nil
+        if proxy.refusedStreamUsageOption.withLock({ $0.insert(rk.connection.id).inserted }) {
+            proxy.log.warning("the provider refused stream_options.include_usage: this connection's streams are sent as the client wrote them",
+                              [("connection", .string(rk.connection.id)), ("request_id", .string(requestID))])
+        }
+        forward(rk, suffix: suffix, rateHeaders: relay.extraHeaders, askForUsage: false)
     }
 
     /// The answer is complete (or cut short): settle the limits, count, log, and record the usage.

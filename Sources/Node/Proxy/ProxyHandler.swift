@@ -14,6 +14,10 @@ final class ProxyHandler: HTTPHandler {
     let metrics: Metrics
     let accessLog: Bool
     let keyLookupFailures = LockedBox(0)
+    /// Connections whose provider refused the `stream_options.include_usage` the proxy adds to streams (a
+    /// strict OpenAI-compatible API, such as Mistral's): on this node their streams go as the client wrote
+    /// them from then on, and count the usage the provider reports by itself, or an estimate.
+    let refusedStreamUsageOption = LockedBox(Set<String>())
     /// Each request's count, durations and tokens (published into `metrics` at scrape time).
     let requestMetrics = ProxyMetrics(routes: ProxyHandler.knownRoutes)
 

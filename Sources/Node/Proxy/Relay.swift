@@ -63,6 +63,37 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
 
     func upstreamHead(_ head: UpstreamHead) {
         status = head.status
+        // A request the proxy added `stream_options` to may be refused for it (strict OpenAI-compatible APIs
+        // such as Mistral's answer 422): such an answer is held back until its body says why.
+        if hideUsageChunk, head.status == 400 || head.status == 422 {
+            held = head
+            return
+        }
+        relayHead(head)
+    }
+
+    /// The head of a refusal held back by `upstreamHead`, and its body so far (at most `maxHeldBody`).
+    private var held: UpstreamHead?
+    private var heldBody: [UInt8] = []
+    static let maxHeldBody = 64 << 10
+
+    /// Relays what was held back, and from then on relays as usual.
+    private func releaseHeld() {
+        guard let head = held else { return }
+        held = nil
+        relayHead(head)
+        let body = heldBody
+        heldBody = []
+        body.withUnsafeBytes { relayBody($0) }
+    }
+
+    /// Whether a refusal's body names `stream_options` (`Unrecognized request argument supplied:
+    /// stream_options`, pydantic's `"loc":["body","stream_options","include_usage"]`).
+    static func blamesStreamOptions(_ body: [UInt8]) -> Bool {
+        body.firstRange(of: "stream_options".utf8) != nil  // a short error body, seen once a connection
+    }
+
+    private func relayHead(_ head: UpstreamHead) {
         // First the framing and the content type, on the fields' bytes (by name length first).
         var isSSE = false, sawContentType = false, transferCoded = false
         var length: Int?
@@ -104,10 +135,22 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
     }
 
     func upstreamData(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if held != nil {
+            if heldBody.count + bytes.count <= Self.maxHeldBody {
+                heldBody.append(contentsOf: bytes)
+                return true
+            }
+            releaseHeld()  // too long for an error about one parameter: relay it as it is
+        }
         if response.isBackedUp {
             response.whenDrained { [transfer] in transfer.resume() }
             return false
         }
+        relayBody(bytes)
+        return true
+    }
+
+    private func relayBody(_ bytes: UnsafeRawBufferPointer) {
         bodyBytes += bytes.count
         if sse != nil {
             for event in sse!.feed(bytes) { forward(event: event) }
@@ -119,10 +162,27 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
             }
             response.writeNow(bytes)
         }
-        return true
     }
 
     func upstreamEnd(_ result: UpstreamResult) {
+        if held != nil {
+            if case .success = result, Self.blamesStreamOptions(heldBody), let owner {
+                // Refused for the option the proxy added, so nothing ran upstream: the exchange sends the
+                // request again as the client wrote it (on the next turn, once this call has let go of
+                // its connection), and the client never sees the refusal.
+                held = nil
+                self.owner = nil
+                response.loop.enqueueLocal { owner.usageOptionRefused() }
+                return
+            }
+            if case .success = result {
+                releaseHeld()
+            } else {
+                held = nil  // nothing reached the client: it gets a 502/504 of ours below
+                heldBody = []
+                return endBeforeClientHead(result)
+            }
+        }
         if countedAsStream {
             countedAsStream = false
             Self.openStreams.withLock { $0 -= 1 }
@@ -142,20 +202,27 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
             response.end()
         case .failure(.cancelled):
             finish(transfer.headWasDelivered ? .cancelledMidBody : .cancelledBeforeHead)
-        case .failure(let e):
+        case .failure:
             if transfer.headWasDelivered {
                 finish(.upstreamFailedMidBody)
                 response.abort()
             } else {
-                let isTimeout: Bool = if case .timeout = e { true } else { false }
-                status = isTimeout ? 504 : 502
-                finish(.upstreamFailedBeforeHead)
-                let err = ProxyError(status: status, type: "server_error", code: isTimeout ? "upstream_timeout" : "upstream_unreachable",
-                                     message: e.message)
-                response.respond(status: status, headers: ["content-type": "application/json", "x-request-id": requestID],
-                                 body: err.body(anthropic: anthropic))
+                endBeforeClientHead(result)
             }
         }
+    }
+
+    /// The call failed before the client got a head: 502, or 504 for a timeout, in the API's own shape.
+    private func endBeforeClientHead(_ result: UpstreamResult) {
+        guard case .failure(let e) = result else { return }
+        if case .cancelled = e { return finish(.cancelledBeforeHead) }
+        let isTimeout: Bool = if case .timeout = e { true } else { false }
+        status = isTimeout ? 504 : 502
+        finish(.upstreamFailedBeforeHead)
+        let err = ProxyError(status: status, type: "server_error", code: isTimeout ? "upstream_timeout" : "upstream_unreachable",
+                             message: e.message)
+        response.respond(status: status, headers: ["content-type": "application/json", "x-request-id": requestID],
+                         body: err.body(anthropic: anthropic))
     }
 
     private func forward(event: [UInt8]) {
@@ -204,3 +271,4 @@ func appendMillis(_ nanos: UInt64, to out: inout [UInt8]) {
     out.append(0x2E)
     out.append(UInt8(0x30 + tenths % 10))
 }
+
