@@ -16,16 +16,9 @@ cd "$(dirname "$0")/.." || exit 1
 source bench/lib.sh
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
 C=${C:-16}; DUR=${DUR:-6}
-[ -n "${BIN:-}" ] || swift build -c release --product llm-proxy >/dev/null 2>&1 || { echo "build failed"; exit 1; }
-BIN=${BIN:-$(swift build -c release --show-bin-path)/llm-proxy}
-write_chat_request "$BENCH_TMP/req.json"
-write_mock_body "$BENCH_TMP/body.json"
-MOCK=$(free_port); OURS=$(free_port)
-start_nginx_static mock "$MOCK" /v1/chat/completions "$BENCH_TMP/body.json" 0
-mkdir -p "$BENCH_TMP/store" "$BENCH_TMP/cg"
-export LLM_PROXY_DATABASE_URL="sqlite:$BENCH_TMP/store/llm-proxy.db"
-CONN=$("$BIN" connection add --name mock --provider openai --endpoint "http://127.0.0.1:$MOCK/v1" --api-key sk-upstream --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-KEY=$("$BIN" vkey add --name bench --conn-id "$CONN" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+one_node_setup
+KEY=$(head -1 "$BENCH_TMP/keys.txt")
+mkdir -p "$BENCH_TMP/cg"
 start_bg ours 1 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$BENCH_TMP/cg/out" \
   "$BIN" serve --listen "127.0.0.1:$OURS" --event-loops 1 --log-level warning
 wait_port "$MOCK" 10 && wait_port "$OURS" 120 || { echo "a server did not start"; exit 1; }

@@ -139,3 +139,23 @@ PY
 write_chat_request() { # file
   printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"In one sentence, why should an API gateway add as little latency as possible to each request it forwards to the model?"}],"max_tokens":64,"temperature":0.2,"user":"bench-user-1"}' >"$1"
 }
+
+# The one-node set-up of bench/profile.sh and bench/instructions.sh: BIN (a release build unless given), the
+# chat request and the mock's body in $BENCH_TMP, the nginx mock on CPU 0 at MOCK, a free port OURS for the
+# node, and a SQLite store (exported as LLM_PROXY_DATABASE_URL) with a connection to the mock and KEYS
+# virtual keys (default 1), one a line in $BENCH_TMP/keys.txt.
+one_node_setup() {
+  [ -n "${BIN:-}" ] || swift build -c release --product llm-proxy >/dev/null 2>&1 || { echo "build failed"; exit 1; }
+  BIN=${BIN:-$(swift build -c release --show-bin-path)/llm-proxy}
+  write_chat_request "$BENCH_TMP/req.json"
+  write_mock_body "$BENCH_TMP/body.json"
+  MOCK=$(free_port); OURS=$(free_port)
+  start_nginx_static mock "$MOCK" /v1/chat/completions "$BENCH_TMP/body.json" 0
+  mkdir -p "$BENCH_TMP/store"
+  export LLM_PROXY_DATABASE_URL="sqlite:$BENCH_TMP/store/llm-proxy.db"
+  local conn i
+  conn=$("$BIN" connection add --name mock --provider openai --endpoint "http://127.0.0.1:$MOCK/v1" --api-key sk-upstream --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  for i in $(seq 1 "${KEYS:-1}"); do
+    "$BIN" vkey add --name "bench-$i" --conn-id "$conn" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
+  done >"$BENCH_TMP/keys.txt"
+}

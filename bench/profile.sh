@@ -18,18 +18,7 @@
 cd "$(dirname "$0")/.." || exit 1
 source bench/lib.sh
 C=${C:-16}; DUR=${DUR:-8}; OUT=${OUT:-/tmp}
-[ -n "${BIN:-}" ] || swift build -c release --product llm-proxy >/dev/null 2>&1 || { echo "build failed"; exit 1; }
-BIN=${BIN:-$(swift build -c release --show-bin-path)/llm-proxy}
-write_chat_request "$BENCH_TMP/req.json"
-write_mock_body "$BENCH_TMP/body.json"
-MOCK=$(free_port); OURS=$(free_port)
-start_nginx_static mock "$MOCK" /v1/chat/completions "$BENCH_TMP/body.json" 0
-mkdir -p "$BENCH_TMP/store"
-export LLM_PROXY_DATABASE_URL="sqlite:$BENCH_TMP/store/llm-proxy.db"
-CONN=$("$BIN" connection add --name mock --provider openai --endpoint "http://127.0.0.1:$MOCK/v1" --api-key sk-upstream --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-for i in $(seq 1 "${KEYS:-1}"); do
-  "$BIN" vkey add --name "bench-$i" --conn-id "$CONN" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
-done >"$BENCH_TMP/keys.txt"
+one_node_setup
 # shellcheck disable=SC2086
 start_bg ours 1 "$BIN" serve --listen "127.0.0.1:$OURS" --event-loops 1 --log-level warning ${EXTRA:-}
 wait_port "$MOCK" 10 && wait_port "$OURS" 10 || { echo "a server did not start"; exit 1; }

@@ -75,10 +75,7 @@ import TestSupport
         #expect(try stack.mockStats()["refused"] == 1)
         // A refusal for anything else, of a stream the proxy asked for usage, reaches the client as sent.
         let plain = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
-        let c = try RawHTTPClient(port: plain.port)
-        let body = #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#
-        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(plain.key)\r\nx-mock-status: 400\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-        let refused = try c.readResponse()
+        let refused = try plain.sendStreamedChat(headers: ["x-mock-status: 400"]).readResponse()
         #expect(refused.status == 400)
         #expect(String(decoding: refused.body, as: UTF8.self).contains("mock upstream failure"))
         #expect(try plain.lastUpstreamRequest()[":body"]?.contains("include_usage") == true)  // it was asked
@@ -175,10 +172,7 @@ import TestSupport
 
     @Test(arguments: PlainHTTPClients.all) func droppedUpstreamStreamTruncatesTheClientStream(client: String) throws {
         let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
-        let c = try RawHTTPClient(port: stack.port)
-        let body = #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#
-        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nx-mock-drop-after: 2\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-        let raw = String(decoding: try c.readAll(), as: UTF8.self)
+        let raw = String(decoding: try stack.sendStreamedChat(headers: ["x-mock-drop-after: 2"]).readAll(), as: UTF8.self)
         #expect(raw.hasPrefix("HTTP/1.1 200"))
         #expect(raw.contains("tok1"))
         #expect(!raw.contains("[DONE]"))
@@ -189,9 +183,7 @@ import TestSupport
     /// asked for is counted and kept from the client all the same.
     @Test(arguments: PlainHTTPClients.all) func aStreamIsAStreamWhateverTheCaseOfItsContentType(client: String) throws {
         let stack = try ProxyStack(serveArgs: PlainHTTPClients.args(client))
-        let c = try RawHTTPClient(port: stack.port)
-        let body = #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#
-        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nx-mock-content-type: Text/Event-Stream; charset=utf-8\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let c = try stack.sendStreamedChat(headers: ["x-mock-content-type: Text/Event-Stream; charset=utf-8", "Connection: close"])
         let raw = String(decoding: try c.readAll(), as: UTF8.self)
         #expect(raw.hasPrefix("HTTP/1.1 200"))
         #expect(raw.contains("tok4") && raw.contains("[DONE]"))

@@ -66,6 +66,17 @@ public final class ProxyStack: @unchecked Sendable {
         return try Self.parse(c.readResponse().body, what: "the mock's last request")
     }
 
+    /// Sends a streamed chat request straight to the node, with `headers` (`name: value`) added, and returns
+    /// the client to read the answer's bytes from (what an SDK would hide: a cut stream, a field's case).
+    public func sendStreamedChat(headers: [String]) throws -> RawHTTPClient {
+        let c = try RawHTTPClient(port: port)
+        let body = #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#
+        let extra = headers.map { $0 + "\r\n" }.joined()
+        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(key)\r\n\(extra)Content-Type: application/json\r\n"
+                   + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        return c
+    }
+
     public func mockStats() throws -> [String: Int] {
         let c = try RawHTTPClient(port: mockPort)
         try c.send("GET /mock/stats HTTP/1.1\r\nHost: m\r\n\r\n")
