@@ -39,6 +39,9 @@ import TestSupport
         #expect(requests == 5)
         let chatRow = usage.first { $0["model"] as? String == "gpt-4o-mini" }
         #expect((chatRow?["prompt_tokens"] as? Int ?? 0) >= 57 + 12 + 12)
+        // The model list reports no usage, and its bytes are no completion: nothing is estimated for it.
+        let listRow = usage.first { $0["model"] as? String == "" }
+        #expect(listRow?["requests"] as? Int == 1 && listRow?["completion_tokens"] as? Int == 0, "\(usage)")
     }
 
     /// The Responses API, plain and streamed: its streams carry their usage in `response.completed`, so the
@@ -234,6 +237,25 @@ import TestSupport
         #expect(r["status"] as? Int == 200, "\(r)")
         let waited = r["waited_s"] as? Double ?? 0
         #expect(waited >= 1.8 && waited < 4, "waited \(waited) s")
+    }
+
+    /// An audio upload (multipart, megabytes) is no prompt: it neither meets the token limit's size check
+    /// nor is its answer's or upload's size counted as tokens when the provider reports none.
+    @Test func audioUploadsAreNotTakenForPrompts() throws {
+        let stack = try ProxyStack(keyArgs: ["--tokens", "1000"])
+        let audio = String(repeating: "A", count: 40_000)  // ~10,000 "tokens" by bytes
+        let body = "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b\r\nContent-Disposition: form-data; "
+            + "name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\n\(audio)\r\n--b--\r\n"
+        let c = try RawHTTPClient(port: stack.port)
+        try c.send("POST /v1/audio/transcriptions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\n"
+                   + "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let r = try c.readResponse()
+        #expect(r.status == 200, "\(r.bodyText)")
+        #expect(r.bodyText.contains("hello from audio"))
+        Thread.sleep(forTimeInterval: 1.5)
+        let row = try stack.usage().first
+        #expect(row?["requests"] as? Int == 1)
+        #expect(row?["prompt_tokens"] as? Int == 0 && row?["completion_tokens"] as? Int == 0, "\(String(describing: row))")
     }
 
     @Test func bigPromptsAreStoppedByTheTokenLimit() throws {

@@ -39,6 +39,10 @@ enum MockProvider {
         }
         r.add(.POST, "/v1/messages") { req, res in await messages(req, res) }
         r.add(.POST, "/v1/responses") { req, res in await responses(req, res) }
+        r.add(.POST, "/v1/audio/transcriptions") { req, res in  // whisper-1's answer: text, no usage
+            remember(req)
+            res.respond(status: 200, headers: ["content-type": "application/json"], body: Array(#"{"text":"hello from audio"}"#.utf8))
+        }
         // An OpenAI-compatible API that refuses what it does not define, as Mistral's does (422, pydantic's
         // `extra_forbidden`), and ends its streams with the usage unasked.
         r.addPrefix(.POST, "/strict/") { req, res in

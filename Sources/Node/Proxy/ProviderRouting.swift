@@ -26,6 +26,13 @@ enum ProviderRouting {
         }
     }
 
+    /// The APIs whose answer is generated text: its size is the completion's estimate when a provider
+    /// reports no usage. Listings, files, audio and images are not estimated from their bytes.
+    static func generatesText(path: Substring) -> Bool {
+        path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/responses" || path == "/v1/messages"
+            || path == "/v1/complete"
+    }
+
     /// The Azure APIs addressed through a deployment (`/deployments/<model>/chat/completions`). The others —
     /// responses, files, batches, models, … — are the resource's own (`/openai/responses`), the deployment,
     /// where one is needed, named by `model` in the body; a path that names its deployment already

@@ -84,10 +84,10 @@ final class ProxyExchange: @unchecked Sendable {
         if let exp = rk.key.expiresAt, exp <= startedAt {
             return fail(ProxyError(status: 401, type: "invalid_request_error", code: "key_expired", message: "this API key has expired"), keyID: rk.key.id)
         }
-        // Inspect only what is needed.
+        // Inspect only what is needed. Only a JSON body's size estimates its prompt: an audio upload's
+        // megabytes are no prompt (and would not fit a token limit).
         let body = request.body
         if !body.isEmpty, let f = RequestInspector.inspect(body) { facts = f }
-        facts.estimatedPromptTokens = Int64(body.count / 4)
         if !rk.key.allowedModels.isEmpty, request.method == .POST {
             guard let model = facts.model, rk.key.allowedModels.contains(model) else {
                 return fail(ProxyError(status: 403, type: "invalid_request_error", code: "model_not_allowed",
@@ -183,7 +183,9 @@ final class ProxyExchange: @unchecked Sendable {
         if !tokens.reported {
             estimated = true
             tokens.prompt = facts.estimatedPromptTokens
-            tokens.completion = Int64(relay.bodyBytes / 4)
+            // Only generated text says something about tokens by its size (not a model list, an image's
+            // base64 or speech audio).
+            tokens.completion = ProviderRouting.generatesText(path: path) ? Int64(relay.bodyBytes / 4) : 0
         }
         if let admission {
             let limiter = proxy.limiter, limits = rk.limits, estimate = estimate, actual = tokens.prompt + tokens.completion

@@ -5,7 +5,7 @@ public struct RequestFacts: Sendable, Equatable {
     public var maxTokens: Int64?
     public var hasStreamOptions = false
     public var includeUsage: Bool?
-    /// Rough prompt size in tokens (bytes / 4), for estimates.
+    /// Rough prompt size in tokens (a JSON body's bytes / 4), for estimates; 0 for other bodies.
     public var estimatedPromptTokens: Int64 = 0
 }
 
