@@ -103,6 +103,15 @@ import Storage
         #expect(ProviderRouting.streamUsageIsOptIn(path: "/v1/chat/completions", connection: azure, query: nil))
     }
 
+    /// Only JSON answers are kept and read for usage: speech audio or an image is relayed without a copy.
+    @Test func onlyJSONBodiesAreReadForUsage() {
+        for (type, read) in [("application/json", true), ("application/json; charset=utf-8", true), ("Application/JSON", true),
+                             ("application/problem+json", true), ("audio/mpeg", false), ("image/png", false), ("text/plain", false),
+                             ("application/octet-stream", false), ("", false)] {
+            #expect(Array(type.utf8).withUnsafeBufferPointer { Relay.mayCarryUsage(contentType: $0) } == read, "\(type)")
+        }
+    }
+
     @Test func includeUsageIsAddedAsTheFirstMember() throws {
         let added = try #require(RequestInspector.addingIncludeUsage(Array(#"  {"model":"m","stream":true}"#.utf8)))
         #expect(String(decoding: added, as: UTF8.self) == #"  {"stream_options":{"include_usage":true},"model":"m","stream":true}"#)

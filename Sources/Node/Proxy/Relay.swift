@@ -23,6 +23,9 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
     var status = 0
     private var sse: SSESplitter?
     private var plainBody: [UInt8] = []
+    /// Whether a plain body is read for usage (kept, up to `maxScannedBody`, until it ends): JSON, or a body
+    /// of no stated type — not audio or an image, which would only be copied for nothing.
+    private var scansBody = true
     /// The upstream body's `content-length`, if it had one.
     private var declaredLength: Int?
     static let maxScannedBody = 4 << 20
@@ -87,6 +90,16 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
         body.withUnsafeBytes { relayBody($0) }
     }
 
+    /// Whether a body of this content type can hold a `usage` object: JSON (`application/json`, `…+json`,
+    /// any type naming json), ignoring case.
+    static func mayCarryUsage(contentType: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard contentType.count >= 4 else { return false }
+        for i in 0...(contentType.count - 4) where HTTPHeaders.equalIgnoringCase(contentType.baseAddress! + i, ("json" as StaticString).utf8Start, 4) {
+            return true
+        }
+        return false
+    }
+
     /// Whether a refusal's body names `stream_options` (`Unrecognized request argument supplied:
     /// stream_options`, pydantic's `"loc":["body","stream_options","include_usage"]`).
     static func blamesStreamOptions(_ body: [UInt8]) -> Bool {
@@ -104,6 +117,7 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
                 // Media types ignore case (RFC 9110 §8.3.1): `Text/Event-Stream` is a stream too.
                 let sse: StaticString = "text/event-stream"
                 isSSE = value.count >= sse.utf8CodeUnitCount && HTTPHeaders.equalIgnoringCase(value.baseAddress!, sse.utf8Start, sse.utf8CodeUnitCount)
+                scansBody = Self.mayCarryUsage(contentType: value)
             case 14 where length == nil && HTTPHeaders.isName(name, "content-length"):
                 length = HTTP1ResponseDecoder.plainLength(value) ?? Int(String(decoding: value, as: UTF8.self))
             case 17 where HTTPHeaders.isName(name, "transfer-encoding"): transferCoded = true
@@ -155,7 +169,9 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
         if sse != nil {
             for event in sse!.feed(bytes) { forward(event: event) }
         } else {
-            if plainBody.isEmpty && bytes.count == declaredLength {
+            if !scansBody {
+                // relayed as it is
+            } else if plainBody.isEmpty && bytes.count == declaredLength {
                 _ = tokens.absorb(jsonObject: bytes)  // the whole body in one piece: read usage in place
             } else if plainBody.count + bytes.count <= Self.maxScannedBody {
                 plainBody.append(contentsOf: bytes)
