@@ -91,6 +91,17 @@ import TestSupport
         #expect(usage.reduce(0) { $0 + ($1["completion_tokens"] as? Int ?? 0) } >= 10)
     }
 
+    /// `OpenAI-Organization` and `OpenAI-Project` scope the client's own key (the SDK sends them when
+    /// OPENAI_ORG_ID / OPENAI_PROJECT_ID are set): the provider gets the connection's key without them.
+    @Test func theClientsOrganizationAndProjectStayWithTheClient() throws {
+        let stack = try ProxyStack()
+        let chat = try stack.sdk("openai-chat", environment: ["OPENAI_ORG_ID": "org-client", "OPENAI_PROJECT_ID": "proj_client"])
+        #expect(chat["prompt_tokens"] as? Int == 57, "\(chat)")
+        let seen = try stack.lastUpstreamRequest()
+        #expect(seen["openai-organization"] == nil && seen["openai-project"] == nil, "\(seen)")
+        #expect(seen["authorization"] == "Bearer \(stack.providerKey)")
+    }
+
     @Test(arguments: PlainHTTPClients.all) func anthropicMessagesAndStream(client: String) throws {
         let stack = try ProxyStack(provider: "anthropic", serveArgs: PlainHTTPClients.args(client))
         let msg = try stack.sdk("anthropic-messages")

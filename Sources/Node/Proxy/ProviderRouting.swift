@@ -103,6 +103,9 @@ enum ProviderRouting {
     static let droppedRequestHeaders = LiteralTable([
         "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
         "host", "content-length", "expect", "authorization", "x-api-key", "api-key", "accept-encoding",
+        // They scope the client's own OpenAI key; beside the connection's key they are a 401
+        // (`mismatched_organization`) whenever a client still sets OPENAI_ORG_ID or OPENAI_PROJECT_ID.
+        "openai-organization", "openai-project",
     ])
 
     /// Response headers the proxy sets itself or that describe the upstream hop only.
