@@ -214,15 +214,25 @@ import TestSupport
         let stack = try ProxyStack(keyArgs: ["--tps", "1", "--burst", "2"])
         var statuses: [Int] = []
         var last: RawHTTPClient.Response?
+        var admitted: [RawHTTPClient.Response] = []
         let body = #"{"model":"gpt-4o-mini","messages":[]}"#
         for _ in 0..<4 {
             let c = try RawHTTPClient(port: stack.port)
             try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
             let r = try c.readResponse()
             statuses.append(r.status)
+            if r.status == 200 { admitted.append(r) }
             last = r
         }
         #expect(statuses == [200, 200, 429, 429])
+        #expect(admitted.map { $0.headers.filter { $0.0.lowercased() == "x-ratelimit-limit-requests" }.map(\.1) } == [["2"], ["2"]],
+                "the key's limits, and not the provider's beside them")
+        #expect(admitted.allSatisfy { $0.header("x-ratelimit-limit-tokens") == nil })
+        // A key without limits passes the provider's own on.
+        let open = try ProxyStack()
+        let c = try RawHTTPClient(port: open.port)
+        try c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(open.key)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        #expect(try c.readResponse().header("x-ratelimit-limit-requests") == "10000")
         let denied = try #require(last)
         #expect(denied.header("retry-after") == "1")
         #expect(Int(denied.header("retry-after-ms") ?? "") ?? 0 > 0)

@@ -95,7 +95,10 @@ enum MockProvider {
         if await faults(req, res) { return }
         let body = String(decoding: req.body, as: UTF8.self)
         guard body.contains("\"stream\":true") || body.contains("\"stream\": true") else {
-            res.respond(status: 200, headers: ["content-type": "application/json"], body: chatCompletion)
+            // As OpenAI: the limits of the key the request came with (here the connection's).
+            res.respond(status: 200, headers: ["content-type": "application/json", "x-ratelimit-limit-requests": "10000",
+                                               "x-ratelimit-remaining-requests": "9999", "x-ratelimit-limit-tokens": "30000000"],
+                        body: chatCompletion)
             return
         }
         // As Azure before api-version 2024-09-01-preview: `stream_options` is refused.

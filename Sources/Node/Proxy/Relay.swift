@@ -90,6 +90,12 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
         body.withUnsafeBytes { relayBody($0) }
     }
 
+    /// `x-ratelimit-…` (ASCII case ignored).
+    static func isRateLimitField(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        let prefix: StaticString = "x-ratelimit-"
+        return name.count > prefix.utf8CodeUnitCount && HTTPHeaders.equalIgnoringCase(name.baseAddress!, prefix.utf8Start, prefix.utf8CodeUnitCount)
+    }
+
     /// Whether a body of this content type can hold a `usage` object: JSON (`application/json`, `…+json`,
     /// any type naming json), ignoring case.
     static func mayCarryUsage(contentType: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -138,6 +144,8 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
             head.headers.appendLines(to: &out) { name in
                 ProviderRouting.droppedResponseHeaders.contains(name) || HTTPHeaders.isName(name, "x-request-id")
                     || HTTPHeaders.isName(name, "content-length")
+                    // The client's limits are its key's, which we add: not the connection's key's beside them.
+                    || (!extraHeaders.isEmpty && Self.isRateLimitField(name))
             }
             out.appendField("x-request-id", requestID)
             for i in extraHeaders.indices { out.appendField(extraHeaders[i].0, extraHeaders[i].1) }
