@@ -53,9 +53,11 @@ public struct UpstreamHead: Sendable {
 /// Timeouts for one upstream call, in milliseconds.
 struct UpstreamTimeouts: Sendable {
     var connect: Int = 10_000
-    /// Until the response head arrives.
-    var firstByte: Int = 120_000
-    /// Longest silence once the response is flowing.
-    var idle: Int = 120_000
+    /// Until the response head arrives. 600 s as the official SDKs' own default: a non-streamed answer of a
+    /// reasoning model can take minutes, and a gateway stricter than its clients cuts what they would wait for.
+    var firstByte: Int = 600_000
+    /// Longest silence once the response is flowing (a reasoning model's stream can be silent for minutes
+    /// between its first chunk and its answer).
+    var idle: Int = 600_000
 }
 
