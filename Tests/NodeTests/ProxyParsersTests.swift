@@ -128,6 +128,19 @@ import Storage
         _ = Array(#"{"type":"message_start","message":{"usage":{"input_tokens":21,"output_tokens":1}}}"#.utf8).withUnsafeBytes { a.absorb(jsonObject: $0) }
         _ = Array(#"{"type":"message_delta","usage":{"output_tokens":9}}"#.utf8).withUnsafeBytes { a.absorb(jsonObject: $0) }
         #expect(a.prompt == 21 && a.completion == 9)
+        // Anthropic's cache reads and writes are prompt tokens too (OpenAI's prompt_tokens include cached ones),
+        // summed per usage object; the stream's later running totals do not add them twice.
+        var cache = TokenUsage()
+        _ = Array(#"{"type":"message_start","message":{"usage":{"input_tokens":5,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"output_tokens":1}}}"#.utf8)
+            .withUnsafeBytes { cache.absorb(jsonObject: $0) }
+        _ = Array(#"{"type":"message_delta","usage":{"input_tokens":5,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"output_tokens":40}}"#.utf8)
+            .withUnsafeBytes { cache.absorb(jsonObject: $0) }
+        _ = Array(#"{"type":"message_delta","usage":{"output_tokens":41}}"#.utf8).withUnsafeBytes { cache.absorb(jsonObject: $0) }
+        #expect(cache.prompt == 2105 && cache.completion == 41 && cache.reported)
+        var openAICached = TokenUsage()
+        _ = Array(#"{"usage":{"prompt_tokens":2048,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":1024}}}"#.utf8)
+            .withUnsafeBytes { openAICached.absorb(jsonObject: $0) }
+        #expect(openAICached.prompt == 2048)
         var r = TokenUsage()
         _ = Array(#"{"type":"response.created","response":{"id":"resp_1","output":[],"usage":null}}"#.utf8).withUnsafeBytes { r.absorb(jsonObject: $0) }
         #expect(!r.reported)

@@ -66,17 +66,26 @@ public struct TokenUsage: Sendable, Equatable {
     public init() {}
 
     /// Folds in one `usage` object (OpenAI or Anthropic names); Anthropic streams report running totals.
+    /// Anthropic counts prompt tokens read from or written to its cache apart from `input_tokens`; they are
+    /// added, so prompt tokens mean what OpenAI's `prompt_tokens` (cached ones included) mean.
     mutating func absorb(usageObject value: UnsafeRawBufferPointer) {
+        var input: Int64?
+        var cached: Int64 = 0
         _ = JSONScanner.members(of: value) { k, r in
             let v = UnsafeRawBufferPointer(rebasing: value[r])
             guard let n = JSONValueReader.int(v) else { return }
             if JSONValueReader.isKey(k, "prompt_tokens") || JSONValueReader.isKey(k, "input_tokens") {
-                prompt = max(prompt, n)
-                reported = true
+                input = n
+            } else if JSONValueReader.isKey(k, "cache_creation_input_tokens") || JSONValueReader.isKey(k, "cache_read_input_tokens") {
+                cached += n
             } else if JSONValueReader.isKey(k, "completion_tokens") || JSONValueReader.isKey(k, "output_tokens") {
                 completion = max(completion, n)
                 reported = true
             }
+        }
+        if let input {
+            prompt = max(prompt, input + cached)
+            reported = true
         }
     }
 
