@@ -262,8 +262,10 @@ import TestSupport
 
     /// An audio upload (multipart, megabytes) is no prompt: it neither meets the token limit's size check
     /// nor is its answer's or upload's size counted as tokens when the provider reports none.
+    /// The upload's model is read from its form (so a key limited to whisper-1 may transcribe, and the
+    /// record names the model).
     @Test func audioUploadsAreNotTakenForPrompts() throws {
-        let stack = try ProxyStack(keyArgs: ["--tokens", "1000"])
+        let stack = try ProxyStack(keyArgs: ["--tokens", "1000", "--models", "whisper-1"])
         let audio = String(repeating: "A", count: 40_000)  // ~10,000 "tokens" by bytes
         let body = "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b\r\nContent-Disposition: form-data; "
             + "name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\n\(audio)\r\n--b--\r\n"
@@ -277,6 +279,7 @@ import TestSupport
         let row = try stack.usage().first
         #expect(row?["requests"] as? Int == 1)
         #expect(row?["prompt_tokens"] as? Int == 0 && row?["completion_tokens"] as? Int == 0, "\(String(describing: row))")
+        #expect(row?["model"] as? String == "whisper-1")
     }
 
     @Test func bigPromptsAreStoppedByTheTokenLimit() throws {
@@ -314,6 +317,18 @@ import TestSupport
         #expect(seen["authorization"] == nil)
         let stream = try stack.sdk("openai-stream")
         #expect(stream["content"] as? String == "tok0 tok1 tok2 tok3 tok4 ")
+    }
+
+    /// An audio upload names its deployment as the form's `model`: it goes to that deployment.
+    @Test func audioUploadsGoToTheDeploymentTheirFormNames() throws {
+        let stack = try ProxyStack(provider: "azure", endpointPath: "/openai")
+        let body = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF....\r\n"
+            + "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nmy-whisper\r\n--b--\r\n"
+        let c = try RawHTTPClient(port: stack.port)
+        try c.send("POST /v1/audio/transcriptions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(stack.key)\r\n"
+                   + "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        #expect(try c.readResponse().status == 200)
+        #expect(try stack.lastUpstreamRequest()[":path"] == "/openai/deployments/my-whisper/audio/transcriptions?api-version=2024-10-21")
     }
 
     /// Azure refuses `stream_options` before api-version 2024-09-01-preview (the mock does too): on such a

@@ -6,7 +6,9 @@ import Node
 /// - what the JSON scanner accepts checking every token, it accepts skimming nested values too, with the
 ///   same members;
 /// - the SSE splitter loses and invents nothing: its events plus the remainder equal the input;
-/// - the upstream response decoder gives the same response, body and verdict whatever the read sizes.
+/// - the upstream response decoder gives the same response, body and verdict whatever the read sizes;
+/// - the multipart reader finds a form field it is given back, whatever the bytes around it, and only
+///   returns bytes of the body.
 func fuzzProxyParsers(_ data: UnsafeRawBufferPointer) {
     guard !data.isEmpty else { return }
     let bytes = Array(data.dropFirst())
@@ -55,6 +57,19 @@ func fuzzProxyParsers(_ data: UnsafeRawBufferPointer) {
         precondition(whole.status == 0 || (200...999).contains(whole.status), "final status \(whole.status)")
         precondition(whole.body.count <= bytes.count, "the decoder invented body bytes")
         precondition(!(head && !whole.body.isEmpty), "a response to HEAD had a body")
+    }
+
+    // The multipart reader: on the raw input as a body, then on a form built around a value from it.
+    let boundary = Substring("fz" + String(data[0] % 97))
+    if let v = MultipartForm.field(named: "model", in: bytes, boundary: boundary) {
+        precondition(bytes.firstRange(of: Array(v.utf8)) != nil, "a field value not taken from the body")
+    }
+    let value = String(decoding: bytes.prefix(40).map { 0x21 + $0 % 94 }, as: UTF8.self)  // printable, no CR LF
+    let around = bytes.dropFirst(40)
+    let form = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n".utf8)
+        + around + Array("\r\n--\(boundary)\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n\(value)\r\n--\(boundary)--\r\n".utf8)
+    if around.firstRange(of: Array("\r\n--\(boundary)".utf8)) == nil {
+        precondition(MultipartForm.field(named: "model", in: form, boundary: boundary) == value, "the model field was not found: \(value)")
     }
 
     // The upstream head reader, fed the input as curl would: line by line.
