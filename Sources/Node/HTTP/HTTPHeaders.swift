@@ -150,6 +150,12 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
         return j == n
     }
 
+    /// `bytes` begins with the lower-case `literal`, ignoring ASCII case (a media type, a family of names).
+    @inline(__always)
+    static func hasPrefix(_ bytes: UnsafeBufferPointer<UInt8>, ignoringCase literal: StaticString) -> Bool {
+        bytes.count >= literal.utf8CodeUnitCount && (literal.utf8CodeUnitCount == 0 || equalIgnoringCase(bytes.baseAddress!, literal.utf8Start, literal.utf8CodeUnitCount))
+    }
+
     /// `bytes` equals the lower-case `literal`, ignoring ASCII case.
     @inline(__always)
     static func isName(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {

@@ -25,6 +25,7 @@ public enum MultipartForm {
     /// or nil. Parts with a `filename` (files) are never read as values.
     public static func field(named name: String, in body: [UInt8], boundary: Substring, maxValueBytes: Int = 256) -> String? {
         let delimiter = Array("--".utf8) + Array(boundary.utf8)
+        let partEnd = crlf + delimiter
         return body.withUnsafeBufferPointer { b -> String? in
             // The first delimiter opens the body (a preamble before it is allowed); each part ends at CRLF and
             // the next delimiter.
@@ -33,10 +34,10 @@ public enum MultipartForm {
                 at += delimiter.count
                 // `--` after a delimiter closes the body.
                 if at + 1 < b.count, b[at] == 0x2D, b[at + 1] == 0x2D { return nil }
-                guard let headersStart = lineEnd(b, from: at).map({ $0 + 2 }) else { return nil }
-                guard let headersEnd = find(Array("\r\n\r\n".utf8), in: b, from: headersStart - 2, lineStart: false) else { return nil }
+                guard let headersStart = find(crlf, in: b, from: at, lineStart: false).map({ $0 + 2 }) else { return nil }
+                guard let headersEnd = find(blankLine, in: b, from: headersStart - 2, lineStart: false) else { return nil }
                 let contentStart = headersEnd + 4
-                let next = find(Array("\r\n".utf8) + delimiter, in: b, from: contentStart, lineStart: false)
+                let next = find(partEnd, in: b, from: contentStart, lineStart: false)
                 let headers = String(decoding: UnsafeBufferPointer(rebasing: b[headersStart..<max(headersStart, headersEnd)]), as: UTF8.self)
                 if partName(headers) == name, let end = next, end - contentStart <= maxValueBytes {
                     let value = UnsafeBufferPointer(rebasing: b[contentStart..<end])
@@ -67,10 +68,8 @@ public enum MultipartForm {
         return nil
     }
 
-    /// CR LF's index at or after `from`, or nil.
-    private static func lineEnd(_ b: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
-        find(Array("\r\n".utf8), in: b, from: from, lineStart: false)
-    }
+    private static let crlf = Array("\r\n".utf8)
+    private static let blankLine = Array("\r\n\r\n".utf8)
 
     /// The first index at or after `from` where `needle` starts — with `lineStart`, only at the body's start or
     /// right after CR LF.

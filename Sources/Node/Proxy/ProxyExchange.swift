@@ -87,11 +87,13 @@ final class ProxyExchange: @unchecked Sendable {
         // Inspect only what is needed. Only a JSON body's size estimates its prompt: an audio upload's
         // megabytes are no prompt (and would not fit a token limit).
         let body = request.body
-        if !body.isEmpty, let f = RequestInspector.inspect(body) {
-            facts = f
-        } else if !body.isEmpty, let type = request.headers["content-type"], let boundary = MultipartForm.boundary(contentType: type[...]) {
-            // An upload (audio transcription): its model is a form field.
-            facts.model = MultipartForm.field(named: "model", in: body, boundary: boundary)
+        if !body.isEmpty {
+            if let f = RequestInspector.inspect(body) {
+                facts = f
+            } else if let type = request.headers["content-type"], let boundary = MultipartForm.boundary(contentType: type[...]) {
+                // An upload (audio transcription): its model is a form field.
+                facts.model = MultipartForm.field(named: "model", in: body, boundary: boundary)
+            }
         }
         if !rk.key.allowedModels.isEmpty, request.method == .POST {
             guard let model = facts.model, rk.key.allowedModels.contains(model) else {

@@ -90,12 +90,6 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
         body.withUnsafeBytes { relayBody($0) }
     }
 
-    /// `x-ratelimit-…` (ASCII case ignored).
-    static func isRateLimitField(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
-        let prefix: StaticString = "x-ratelimit-"
-        return name.count > prefix.utf8CodeUnitCount && HTTPHeaders.equalIgnoringCase(name.baseAddress!, prefix.utf8Start, prefix.utf8CodeUnitCount)
-    }
-
     /// Whether a body of this content type can hold a `usage` object: JSON (`application/json`, `…+json`,
     /// any type naming json), ignoring case.
     static func mayCarryUsage(contentType: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -121,8 +115,7 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
             case 12 where !sawContentType && HTTPHeaders.isName(name, "content-type"):
                 sawContentType = true
                 // Media types ignore case (RFC 9110 §8.3.1): `Text/Event-Stream` is a stream too.
-                let sse: StaticString = "text/event-stream"
-                isSSE = value.count >= sse.utf8CodeUnitCount && HTTPHeaders.equalIgnoringCase(value.baseAddress!, sse.utf8Start, sse.utf8CodeUnitCount)
+                isSSE = HTTPHeaders.hasPrefix(value, ignoringCase: "text/event-stream")
                 scansBody = Self.mayCarryUsage(contentType: value)
             case 14 where length == nil && HTTPHeaders.isName(name, "content-length"):
                 length = HTTP1ResponseDecoder.plainLength(value) ?? Int(String(decoding: value, as: UTF8.self))
@@ -145,7 +138,7 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
                 ProviderRouting.droppedResponseHeaders.contains(name) || HTTPHeaders.isName(name, "x-request-id")
                     || HTTPHeaders.isName(name, "content-length")
                     // The client's limits are its key's, which we add: not the connection's key's beside them.
-                    || (!extraHeaders.isEmpty && Self.isRateLimitField(name))
+                    || (!extraHeaders.isEmpty && HTTPHeaders.hasPrefix(name, ignoringCase: "x-ratelimit-"))
             }
             out.appendField("x-request-id", requestID)
             for i in extraHeaders.indices { out.appendField(extraHeaders[i].0, extraHeaders[i].1) }
@@ -190,7 +183,12 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
 
     func upstreamEnd(_ result: UpstreamResult) {
         if held != nil {
-            if case .success = result, Self.blamesStreamOptions(heldBody), let owner {
+            guard case .success = result else {
+                held = nil  // nothing reached the client: it gets a 502/504 of ours
+                heldBody = []
+                return endBeforeClientHead(result)
+            }
+            if Self.blamesStreamOptions(heldBody), let owner {
                 // Refused for the option the proxy added, so nothing ran upstream: the exchange sends the
                 // request again as the client wrote it (on the next turn, once this call has let go of
                 // its connection), and the client never sees the refusal.
@@ -199,13 +197,7 @@ final class Relay: UpstreamCallDelegate, ClientDisconnectObserver, @unchecked Se
                 response.loop.enqueueLocal { owner.usageOptionRefused() }
                 return
             }
-            if case .success = result {
-                releaseHeld()
-            } else {
-                held = nil  // nothing reached the client: it gets a 502/504 of ours below
-                heldBody = []
-                return endBeforeClientHead(result)
-            }
+            releaseHeld()
         }
         if countedAsStream {
             countedAsStream = false
@@ -295,4 +287,3 @@ func appendMillis(_ nanos: UInt64, to out: inout [UInt8]) {
     out.append(0x2E)
     out.append(UInt8(0x30 + tenths % 10))
 }
-
