@@ -26,17 +26,8 @@ extension StringProtocol {
     }
 }
 
-extension String {
-    /// The index of the first `byte` among the UTF-8 bytes (an index of the string when `byte` is ASCII).
-    @inline(__always)
-    func utf8Index(of byte: UInt8) -> Index? {
-        guard let found = utf8.withContiguousStorageIfAvailable({ firstOffset(of: byte, in: $0) }) else { return utf8.firstIndex(of: byte) }
-        return found.map { utf8.index(utf8.startIndex, offsetBy: $0) }
-    }
-}
-
-extension Substring {
-    /// The index of the first `byte` among the UTF-8 bytes (an index of the substring when `byte` is ASCII).
+extension StringProtocol where UTF8View.Index == Index {
+    /// The index of the first `byte` among the UTF-8 bytes (an index of the text when `byte` is ASCII).
     @inline(__always)
     func utf8Index(of byte: UInt8) -> Index? {
         guard let found = utf8.withContiguousStorageIfAvailable({ firstOffset(of: byte, in: $0) }) else { return utf8.firstIndex(of: byte) }
