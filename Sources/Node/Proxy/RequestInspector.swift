@@ -107,9 +107,9 @@ public struct TokenUsage: Sendable, Equatable {
                     absorb(usageObject: v)
                 }
             } else if JSONValueReader.isKey(k, "message") || JSONValueReader.isKey(k, "response") {
+                // (A `usage` of null is no object: absorbing it reads nothing.)
                 _ = JSONScanner.members(of: v, skimContainers: true) { k2, r2 in
-                    let u = UnsafeRawBufferPointer(rebasing: v[r2])
-                    if JSONValueReader.isKey(k2, "usage"), !u.elementsEqual("null".utf8) { absorb(usageObject: u) }
+                    if JSONValueReader.isKey(k2, "usage") { absorb(usageObject: UnsafeRawBufferPointer(rebasing: v[r2])) }
                 }
             } else if JSONValueReader.isKey(k, "choices") {
                 emptyChoices = Self.isEmptyArray(v)
